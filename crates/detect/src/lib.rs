@@ -1,0 +1,1 @@
+//! Detectors: text -> findings (canaries, prompt injection, authority claims).

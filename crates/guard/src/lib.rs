@@ -1,0 +1,1 @@
+//! The guard: `decide(request, pact, state, now) -> verdict`, pure and deterministic.

@@ -1,0 +1,1 @@
+//! The evidence log's pure core: records, canonical encoding, Merkle tree, proofs, checkpoints.

@@ -1,0 +1,1 @@
+//! Persistence: the evidence log on embedded SQLite (WAL) with group commit.
