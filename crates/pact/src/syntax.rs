@@ -1,0 +1,436 @@
+//! The pact file as written: serde types that mirror the YAML/JSON document one to one.
+//!
+//! These types only describe shape. Meaning (known actions, typed conditions, declared counters) is
+//! established by [`crate::check`], which turns a [`PactDoc`] into a checked [`crate::Pact`].
+//! The JSON Schema published by `pactum pact schema` is derived from these types.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole pact document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PactDoc {
+    /// The pact's id, stable across versions (for example `support-agent`).
+    pub pact: String,
+    /// The version number; each published version is immutable.
+    pub version: u64,
+    /// The agent this pact governs (for example `acme/support-bot`).
+    pub agent: String,
+    /// Who answers for the agent: a team or a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The agent's class (for example `customer-support`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// The risk tier; it sets defaults for review, trials and responses.
+    pub tier: Tier,
+    /// A human summary of what the agent is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Every tool the agent may call. Calls to anything else are denied.
+    pub actions: BTreeMap<String, ActionDoc>,
+    /// Scope rules: permits, forbids and their requirements. Deny by default; forbid wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleDoc>,
+    /// Windowed counters the guard keeps and hands to conditions as `context.counters.<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, CounterDoc>,
+    /// Tokens seeded into the agent's data that must never appear in outbound arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canaries: Vec<String>,
+    /// Keys that sign authority tokens for this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<AuthorityDoc>,
+    /// Measurable promises.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub obligations: Vec<ObligationDoc>,
+    /// What happens when a signal trips: signal -> response.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consequences: Vec<ConsequenceDoc>,
+    /// What evidence is needed before trust returns after an incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryDoc>,
+}
+
+/// Risk tier of an agent.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// One action in the catalog.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionDoc {
+    /// What the action does, for people reading the pact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Whether its effect can be undone.
+    #[serde(default)]
+    pub reversibility: Reversibility,
+    /// The most sensitive data it touches.
+    #[serde(default)]
+    pub sensitivity: Sensitivity,
+    /// The category an operator can restrict as a whole (defaults to the action's own name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The argument that counts records, for bulk operations: a name, or `{arg, review_above}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkDoc>,
+    /// The argument schema. Arguments not declared here are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, ArgDoc>,
+}
+
+/// How reversible an action is.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Reversibility {
+    #[default]
+    Reversible,
+    Partial,
+    Irreversible,
+}
+
+/// Data sensitivity of an action.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Sensitivity {
+    Public,
+    #[default]
+    Internal,
+    Personal,
+    Financial,
+    Secret,
+}
+
+/// The bulk-record argument of an action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BulkDoc {
+    /// Just the argument's name; the tier's default review threshold applies.
+    Arg(String),
+    /// The argument and the record count above which a call goes to review.
+    Full {
+        arg: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        review_above: Option<i64>,
+    },
+}
+
+/// One argument: a bare type name (`string`, `long`, `bool`, `set<string>`) or the full form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ArgDoc {
+    Type(ArgType),
+    Full(ArgFull),
+}
+
+/// The full form of an argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArgFull {
+    #[serde(rename = "type")]
+    pub arg_type: ArgType,
+    /// Whether the argument must be present (default true).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub required: bool,
+    /// The allowed values, for strings.
+    #[serde(default, rename = "enum", skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
+    /// Longest allowed string, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// Smallest allowed number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i64>,
+    /// Largest allowed number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+/// Argument types. They map to Cedar types: `string` -> String, `long` -> Long, `bool` -> Bool,
+/// `set<string>` -> Set<String>, `set<long>` -> Set<Long>.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ArgType {
+    #[serde(rename = "string")]
+    String,
+    #[serde(rename = "long")]
+    Long,
+    #[serde(rename = "bool")]
+    Bool,
+    #[serde(rename = "set<string>")]
+    SetString,
+    #[serde(rename = "set<long>")]
+    SetLong,
+}
+
+/// One or several action names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ActionRef {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl ActionRef {
+    /// The named actions, in the order written.
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            ActionRef::One(name) => vec![name.as_str()],
+            ActionRef::Many(names) => names.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// One rule. Exactly one of `permit` or `forbid` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDoc {
+    /// A stable id, named in every verdict the rule decides.
+    pub id: String,
+    /// Actions this rule allows (`"*"` for every action in the catalog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permit: Option<ActionRef>,
+    /// Actions this rule excludes (`"*"` for every action in the catalog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid: Option<ActionRef>,
+    /// A Cedar condition that must hold for the rule to apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// A Cedar condition under which the rule does not apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unless: Option<String>,
+    /// On a permit: the verdict is `review` until a person approves the call.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_approval: bool,
+    /// On a permit: a verified authority token with this role or claim is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_authority: Option<AuthorityRequirementDoc>,
+    /// On a permit: a Cedar condition that sends the call to review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_when: Option<String>,
+    /// Why the rule exists, for people and for verdicts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a verified authority token must carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityRequirementDoc {
+    /// A role that must appear in the token's `roles` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Claims that must have these exact string values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
+}
+
+/// A windowed counter: exactly one of `sum` or `count`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CounterDoc {
+    /// The argument whose values are summed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<String>,
+    /// Count calls instead of summing (`count: calls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<CountKind>,
+    /// The actions counted (`"*"` for all).
+    pub of: ActionRef,
+    /// The sliding window, as a duration (`30s`, `1m`, `24h`, `7d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// Keep one counter per session instead of one per agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per: Option<CounterScope>,
+}
+
+/// What a counting counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CountKind {
+    Calls,
+}
+
+/// The scope of a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CounterScope {
+    Agent,
+    Session,
+}
+
+/// Keys that may sign authority tokens for this agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityDoc {
+    /// The accepted signing keys.
+    pub keys: Vec<AuthorityKeyDoc>,
+    /// Tokens valid for longer than this (from `iat` to `exp`) are refused (default `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lifetime: Option<String>,
+}
+
+/// One public key for authority tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityKeyDoc {
+    /// Key id; a token's `kid` header selects it.
+    pub id: String,
+    /// `EdDSA` (Ed25519) or `ES256` (P-256).
+    pub alg: KeyAlg,
+    /// The public key as PEM (SubjectPublicKeyInfo).
+    pub public_key: String,
+    /// The token issuer (`iss`) this key signs for, if checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+/// Signature algorithms accepted for authority tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum KeyAlg {
+    EdDSA,
+    ES256,
+}
+
+/// A measurable promise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObligationDoc {
+    pub id: String,
+    /// The metric's name (for example `source_grounding_pass_rate`).
+    pub metric: String,
+    /// How the metric is measured.
+    pub measured_by: MeasurementDoc,
+    /// The bound the metric must meet.
+    pub threshold: ThresholdDoc,
+    /// Fewest samples for a measurement to count.
+    pub min_samples: u64,
+    /// The window measurements are taken over (for example `14d`).
+    pub window: String,
+    /// How old the newest measurement may be before the obligation is stale.
+    pub freshness: String,
+    /// The metric this one is a proxy for, if any (signals compare the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truth_metric: Option<String>,
+}
+
+/// How a metric is measured: a trial suite and its judges, or production evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasurementDoc {
+    /// A trial suite file or id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    /// The judges that grade it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub judges: Vec<String>,
+    /// Or a production source: `verdicts` or `outcomes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production: Option<String>,
+}
+
+/// A bound: `min` (the metric must be at least) or `max` (at most), as a fraction 0..=1 or a count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// A signal and the response it triggers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsequenceDoc {
+    /// The signal's name (for example `scope_violation_rate`, `canary_seen`, `obligation_breach`).
+    pub signal: String,
+    /// The response: `approve`, `restrict`, `re-evaluate`, `escalate`, `suspend`, `halt`,
+    /// `withhold-settlement`.
+    pub response: Response,
+    /// The action category to restrict, for `restrict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The obligation this applies to, if only one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obligation: Option<String>,
+}
+
+/// Responses the engine can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Response {
+    Approve,
+    Restrict,
+    ReEvaluate,
+    Escalate,
+    Suspend,
+    Halt,
+    WithholdSettlement,
+}
+
+/// Re-entry criteria after an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryDoc {
+    /// Fewest samples in the fresh trial after the repair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_samples: Option<u64>,
+    /// Distinct approvers needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<u32>,
+    /// Whether a recorded operating-model change is needed (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_operating_model_change: Option<bool>,
+    /// Re-enter restricted first, then at full scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<bool>,
+}
