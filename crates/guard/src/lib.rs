@@ -1,1 +1,640 @@
 //! The guard: `decide(request, pact, state, now) -> verdict`, pure and deterministic.
+//!
+//! [`Guard`] is one pact version made ready for deciding (its Cedar policies were parsed,
+//! validated and sliced by action when the pact was checked; the canary automaton is built
+//! here, once). [`decide`] takes a [`Request`], the agent's mutable [`State`] (counters, halt and
+//! restrictions, verified-token cache) and the time `now_ms`, and returns a [`Verdict`] naming
+//! the rules that decided it, so any verdict can be replayed from its record.
+//!
+//! The order of checks, each failing closed:
+//! 1. halted agent -> `halted`; wrong agent -> `deny`;
+//! 2. action outside the catalog -> `deny`; restricted category -> `deny`;
+//! 3. arguments against the catalog's schema (undeclared, missing, wrong type, enum, bounds) -> `deny`;
+//! 4. canaries in any outbound argument, plain or encoded -> `deny`;
+//! 5. Cedar: any satisfied forbid -> `deny`; any evaluation error -> `deny`; no satisfied permit -> `deny`;
+//! 6. every satisfied permit's requirements: verified authority (else `deny`), approval,
+//!    `review_when`, bulk thresholds (-> `review`);
+//! 7. `allow`, and only then the counters grow.
+
+mod args;
+mod authority;
+mod state;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Entities, EntityId, EntityTypeName, EntityUid,
+    Request as CedarRequest, RestrictedExpression,
+};
+use detect::canary::{CanaryEncoding, CanarySet};
+use pact::{Effect, Pact};
+
+pub use authority::VerifiedAuthority;
+pub use state::{Halt, State, SESSIONS_MAX, TOKEN_CACHE_MAX};
+
+/// Rule ids the guard itself names in verdicts (pact rule ids may not start with `pactum:`).
+pub mod rule_ids {
+    pub const HALTED: &str = "pactum:halted";
+    pub const WRONG_AGENT: &str = "pactum:wrong-agent";
+    pub const UNKNOWN_ACTION: &str = pact::RULE_ID_UNKNOWN_ACTION;
+    pub const RESTRICTED: &str = "pactum:restricted";
+    pub const INVALID_ARGS: &str = "pactum:invalid-args";
+    pub const CANARY: &str = "pactum:canary";
+    pub const DEFAULT_DENY: &str = "pactum:default-deny";
+    pub const EVALUATION_ERROR: &str = "pactum:evaluation-error";
+    pub const BULK: &str = pact::RULE_ID_BULK;
+}
+
+/// Largest request the guard accepts, summed over argument and content bytes.
+pub const REQUEST_BYTES_MAX: usize = 1024 * 1024;
+
+/// What the agent asks to do.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Request {
+    /// The agent asking; when set it must be the pact's agent.
+    pub agent: Option<String>,
+    pub action: String,
+    pub args: serde_json::Map<String, serde_json::Value>,
+    /// The session (conversation, task) the call belongs to.
+    pub session: String,
+    pub principal: Principal,
+    /// Content the agent is passing along (scanned by detectors).
+    pub content: Vec<Content>,
+}
+
+/// On whose behalf the agent acts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Principal {
+    /// The id the caller asserts; only a verified token makes it authority.
+    pub id: Option<String>,
+    /// A signed authority token (JWT, EdDSA or ES256).
+    pub token: Option<String>,
+}
+
+/// Where a piece of content came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentSource {
+    User,
+    Tool,
+    Document,
+    Output,
+}
+
+/// A piece of content the agent passes along with the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Content {
+    pub source: ContentSource,
+    pub text: String,
+}
+
+/// The guard's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Decision {
+    Allow,
+    Review,
+    Deny,
+    Halted,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Review => "review",
+            Decision::Deny => "deny",
+            Decision::Halted => "halted",
+        }
+    }
+
+    /// Parses `allow`, `review`, `deny` or `halted`.
+    pub fn parse(text: &str) -> Option<Decision> {
+        match text {
+            "allow" => Some(Decision::Allow),
+            "review" => Some(Decision::Review),
+            "deny" => Some(Decision::Deny),
+            "halted" => Some(Decision::Halted),
+            _ => None,
+        }
+    }
+}
+
+/// What a check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FindingKind {
+    /// A canary token in an outbound argument.
+    Canary {
+        arg: String,
+        token_idx: usize,
+        encoding: CanaryEncoding,
+    },
+    UnknownAction,
+    InvalidArgs,
+    Restricted,
+    /// A permit needs verified authority that the request does not carry.
+    AuthorityMissing,
+    /// A token was presented and did not verify.
+    AuthorityInvalid,
+    /// A token verified; its subject and roles are now the principal's.
+    AuthorityVerified,
+    /// A bulk operation above its review threshold.
+    Bulk {
+        records: i64,
+        review_above: i64,
+    },
+    /// A condition failed to evaluate.
+    EvaluationError,
+}
+
+impl FindingKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FindingKind::Canary { .. } => "canary",
+            FindingKind::UnknownAction => "unknown_action",
+            FindingKind::InvalidArgs => "invalid_args",
+            FindingKind::Restricted => "restricted",
+            FindingKind::AuthorityMissing => "authority_missing",
+            FindingKind::AuthorityInvalid => "authority_invalid",
+            FindingKind::AuthorityVerified => "authority_verified",
+            FindingKind::Bulk { .. } => "bulk",
+            FindingKind::EvaluationError => "evaluation_error",
+        }
+    }
+}
+
+/// One finding with a short reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub message: String,
+}
+
+/// The verdict, with everything needed to explain and replay it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub decision: Decision,
+    /// The rule ids that decided it (pact rules, or `pactum:*` for the guard's own checks).
+    pub rules: Vec<String>,
+    pub findings: Vec<Finding>,
+    /// The counters handed to the conditions (values including this call).
+    pub counters: BTreeMap<String, i64>,
+    pub pact_id: String,
+    pub pact_version: u64,
+    pub pact_digest: String,
+    pub action: String,
+    pub session: String,
+    pub at_ms: u64,
+}
+
+/// One pact version, ready for deciding.
+pub struct Guard {
+    pact: Arc<Pact>,
+    canaries: CanarySet,
+    session_type: EntityTypeName,
+    authorizer: Authorizer,
+    entities: Entities,
+}
+
+/// Errors building a guard.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    #[error("canaries: {0}")]
+    Canary(#[from] detect::canary::CanaryError),
+    #[error("cedar: {0}")]
+    Cedar(String),
+}
+
+impl Guard {
+    /// Prepares a checked pact for deciding.
+    pub fn new(pact: Arc<Pact>) -> Result<Guard, GuardError> {
+        let canaries = CanarySet::new(pact.canaries())?;
+        let session_type: EntityTypeName = "Session"
+            .parse()
+            .map_err(|err: cedar_policy::ParseErrors| GuardError::Cedar(err.to_string()))?;
+        Ok(Guard {
+            pact,
+            canaries,
+            session_type,
+            authorizer: Authorizer::new(),
+            entities: Entities::empty(),
+        })
+    }
+
+    pub fn pact(&self) -> &Pact {
+        &self.pact
+    }
+
+    pub fn pact_arc(&self) -> &Arc<Pact> {
+        &self.pact
+    }
+}
+
+struct Outcome {
+    decision: Decision,
+    rules: Vec<String>,
+    findings: Vec<Finding>,
+}
+
+impl Outcome {
+    fn deny(rule: &str, kind: FindingKind, message: String) -> Outcome {
+        Outcome {
+            decision: Decision::Deny,
+            rules: vec![rule.to_string()],
+            findings: vec![Finding { kind, message }],
+        }
+    }
+}
+
+/// Decides one request. Pure: the same request, pact, state and `now_ms` give the same verdict
+/// and the same new state.
+pub fn decide(guard: &Guard, request: &Request, state: &mut State, now_ms: u64) -> Verdict {
+    let mut counters = BTreeMap::new();
+    let mut outcome = decide_inner(guard, request, state, now_ms, &mut counters);
+    if outcome.decision == Decision::Allow {
+        if let Some(action_idx) = guard.pact.action_idx(&request.action) {
+            state.record_allowed(&guard.pact, action_idx, request, now_ms);
+        }
+    }
+    outcome.rules.dedup();
+    Verdict {
+        decision: outcome.decision,
+        rules: outcome.rules,
+        findings: outcome.findings,
+        counters,
+        pact_id: guard.pact.id().to_string(),
+        pact_version: guard.pact.version(),
+        pact_digest: guard.pact.digest().to_string(),
+        action: request.action.clone(),
+        session: request.session.clone(),
+        at_ms: now_ms,
+    }
+}
+
+fn decide_inner(
+    guard: &Guard,
+    request: &Request,
+    state: &mut State,
+    now_ms: u64,
+    counters_out: &mut BTreeMap<String, i64>,
+) -> Outcome {
+    let pact = &guard.pact;
+    if let Some(halt) = state.halt() {
+        return Outcome {
+            decision: Decision::Halted,
+            rules: vec![rule_ids::HALTED.to_string()],
+            findings: vec![Finding {
+                kind: FindingKind::Restricted,
+                message: format!("agent is halted: {}", halt.reason),
+            }],
+        };
+    }
+    if let Some(agent) = &request.agent {
+        if agent != pact.agent() {
+            return Outcome::deny(
+                rule_ids::WRONG_AGENT,
+                FindingKind::InvalidArgs,
+                format!(
+                    "request is for agent `{agent}` but the pact governs `{}`",
+                    pact.agent()
+                ),
+            );
+        }
+    }
+    let Some(action_idx) = pact.action_idx(&request.action) else {
+        return Outcome::deny(
+            rule_ids::UNKNOWN_ACTION,
+            FindingKind::UnknownAction,
+            format!("action `{}` is not in the pact's catalog", request.action),
+        );
+    };
+    let Some(action) = pact.actions().get(action_idx) else {
+        return Outcome::deny(
+            rule_ids::UNKNOWN_ACTION,
+            FindingKind::UnknownAction,
+            format!("action `{}` is not in the pact's catalog", request.action),
+        );
+    };
+    if state.is_restricted(&action.category) {
+        return Outcome::deny(
+            rule_ids::RESTRICTED,
+            FindingKind::Restricted,
+            format!("action category `{}` is restricted", action.category),
+        );
+    }
+    let request_bytes: usize = request
+        .content
+        .iter()
+        .map(|content| content.text.len())
+        .sum::<usize>()
+        + args::json_bytes(&request.args);
+    if request_bytes > REQUEST_BYTES_MAX {
+        return Outcome::deny(
+            rule_ids::INVALID_ARGS,
+            FindingKind::InvalidArgs,
+            format!("request is {request_bytes} bytes; the limit is {REQUEST_BYTES_MAX}"),
+        );
+    }
+    let typed_args = match args::check_args(action, &request.args) {
+        Ok(typed) => typed,
+        Err(message) => {
+            return Outcome::deny(rule_ids::INVALID_ARGS, FindingKind::InvalidArgs, message)
+        }
+    };
+    if !guard.canaries.is_empty() {
+        let mut findings = Vec::new();
+        args::for_each_string(&request.args, &mut |arg_path, text| {
+            for hit in guard.canaries.scan(text) {
+                findings.push(Finding {
+                    kind: FindingKind::Canary {
+                        arg: arg_path.to_string(),
+                        token_idx: hit.token_idx,
+                        encoding: hit.encoding,
+                    },
+                    message: format!(
+                        "canary token #{} found in argument `{arg_path}` ({})",
+                        hit.token_idx,
+                        hit.encoding.as_str()
+                    ),
+                });
+            }
+        });
+        if !findings.is_empty() {
+            return Outcome {
+                decision: Decision::Deny,
+                rules: vec![rule_ids::CANARY.to_string()],
+                findings,
+            };
+        }
+    }
+
+    let mut findings = Vec::new();
+    let authority = match &request.principal.token {
+        Some(token) => match state.verify_token(pact, token, now_ms) {
+            Ok(verified) => {
+                findings.push(Finding {
+                    kind: FindingKind::AuthorityVerified,
+                    message: format!(
+                        "authority token verified for `{}` with roles [{}]",
+                        verified.subject,
+                        verified.roles.join(", ")
+                    ),
+                });
+                Some(verified)
+            }
+            Err(message) => {
+                findings.push(Finding {
+                    kind: FindingKind::AuthorityInvalid,
+                    message: format!("authority token refused: {message}"),
+                });
+                None
+            }
+        },
+        None => None,
+    };
+
+    let counter_values = state.projected_counters(pact, action_idx, request, &typed_args, now_ms);
+    let mut counter_pairs = Vec::with_capacity(counter_values.len());
+    for (counter, value) in pact.counters().iter().zip(&counter_values) {
+        counters_out.insert(counter.name.clone(), *value);
+        counter_pairs.push((counter.name.clone(), RestrictedExpression::new_long(*value)));
+    }
+    let principal_id = match &authority {
+        Some(verified) => verified.subject.clone(),
+        None => request.principal.id.clone().unwrap_or_default(),
+    };
+    let roles = authority
+        .as_ref()
+        .map(|verified| {
+            verified
+                .roles
+                .iter()
+                .map(|role| RestrictedExpression::new_string(role.clone()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let context = (|| {
+        let args_record =
+            RestrictedExpression::new_record(typed_args.cedar).map_err(|err| err.to_string())?;
+        let counters_record =
+            RestrictedExpression::new_record(counter_pairs).map_err(|err| err.to_string())?;
+        let principal_record = RestrictedExpression::new_record([
+            (
+                "id".to_string(),
+                RestrictedExpression::new_string(principal_id),
+            ),
+            (
+                "verified".to_string(),
+                RestrictedExpression::new_bool(authority.is_some()),
+            ),
+            ("roles".to_string(), RestrictedExpression::new_set(roles)),
+        ])
+        .map_err(|err| err.to_string())?;
+        Context::from_pairs([
+            ("args".to_string(), args_record),
+            ("counters".to_string(), counters_record),
+            ("principal".to_string(), principal_record),
+            (
+                "session".to_string(),
+                RestrictedExpression::new_string(request.session.clone()),
+            ),
+        ])
+        .map_err(|err| err.to_string())
+    })();
+    let context = match context {
+        Ok(context) => context,
+        Err(message) => {
+            return Outcome::deny(
+                rule_ids::EVALUATION_ERROR,
+                FindingKind::EvaluationError,
+                format!("could not build the request context: {message}"),
+            )
+        }
+    };
+    let session_uid = EntityUid::from_type_name_and_id(
+        guard.session_type.clone(),
+        EntityId::new(&request.session),
+    );
+    let cedar_request = match CedarRequest::new(
+        pact.principal_uid().clone(),
+        action.uid.clone(),
+        session_uid,
+        context,
+        None,
+    ) {
+        Ok(cedar_request) => cedar_request,
+        Err(err) => {
+            return Outcome::deny(
+                rule_ids::EVALUATION_ERROR,
+                FindingKind::EvaluationError,
+                format!("could not build the request: {err}"),
+            )
+        }
+    };
+    let response =
+        guard
+            .authorizer
+            .is_authorized(&cedar_request, &action.policies, &guard.entities);
+    let errored: Vec<String> = response
+        .diagnostics()
+        .errors()
+        .map(errored_policy)
+        .collect();
+    if !errored.is_empty() {
+        findings.push(Finding {
+            kind: FindingKind::EvaluationError,
+            message: format!(
+                "rules failed to evaluate and so deny: {}",
+                errored.join(", ")
+            ),
+        });
+        let mut rules = errored;
+        rules.sort();
+        return Outcome {
+            decision: Decision::Deny,
+            rules,
+            findings,
+        };
+    }
+    let mut satisfied: Vec<String> = response
+        .diagnostics()
+        .reason()
+        .map(|id| id.to_string())
+        .collect();
+    satisfied.sort();
+    if response.decision() == CedarDecision::Deny {
+        if satisfied.is_empty() {
+            return Outcome {
+                decision: Decision::Deny,
+                rules: vec![rule_ids::DEFAULT_DENY.to_string()],
+                findings,
+            };
+        }
+        return Outcome {
+            decision: Decision::Deny,
+            rules: satisfied,
+            findings,
+        };
+    }
+
+    // Allowed by Cedar: every satisfied permit's requirements apply.
+    let permits: Vec<&pact::Rule> = action
+        .rule_idxs
+        .iter()
+        .filter_map(|idx| pact.rule(*idx))
+        .filter(|rule| rule.effect == Effect::Permit && satisfied.iter().any(|id| id == &rule.id))
+        .collect();
+    let mut missing_authority = Vec::new();
+    for rule in &permits {
+        if let Some(requirement) = &rule.require_authority {
+            match &authority {
+                Some(verified) if verified.meets(requirement) => {}
+                _ => missing_authority.push(rule.id.clone()),
+            }
+        }
+    }
+    if !missing_authority.is_empty() {
+        findings.push(Finding {
+            kind: FindingKind::AuthorityMissing,
+            message: format!(
+                "rules {} need verified authority ({}) and the request carries none that qualifies",
+                missing_authority.join(", "),
+                permits
+                    .iter()
+                    .filter_map(|rule| rule.require_authority.as_ref())
+                    .map(describe_requirement)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        });
+        return Outcome {
+            decision: Decision::Deny,
+            rules: missing_authority,
+            findings,
+        };
+    }
+    let mut review_rules: Vec<String> = permits
+        .iter()
+        .filter(|rule| rule.require_approval)
+        .map(|rule| rule.id.clone())
+        .collect();
+    if permits.iter().any(|rule| rule.has_review_when) {
+        let review = guard.authorizer.is_authorized(
+            &cedar_request,
+            &action.review_policies,
+            &guard.entities,
+        );
+        let review_errors: Vec<String> =
+            review.diagnostics().errors().map(errored_policy).collect();
+        if !review_errors.is_empty() {
+            findings.push(Finding {
+                kind: FindingKind::EvaluationError,
+                message: format!(
+                    "review conditions failed to evaluate and so deny: {}",
+                    review_errors.join(", ")
+                ),
+            });
+            return Outcome {
+                decision: Decision::Deny,
+                rules: review_errors,
+                findings,
+            };
+        }
+        if review.decision() == CedarDecision::Allow {
+            review_rules.extend(review.diagnostics().reason().map(|id| id.to_string()));
+        }
+    }
+    if let Some(bulk) = &action.bulk {
+        if let Some(records) = request
+            .args
+            .get(&bulk.arg)
+            .and_then(serde_json::Value::as_i64)
+        {
+            if records > bulk.review_above {
+                findings.push(Finding {
+                    kind: FindingKind::Bulk {
+                        records,
+                        review_above: bulk.review_above,
+                    },
+                    message: format!(
+                        "bulk operation on {records} records; review above {}",
+                        bulk.review_above
+                    ),
+                });
+                review_rules.push(rule_ids::BULK.to_string());
+            }
+        }
+    }
+    if !review_rules.is_empty() {
+        review_rules.sort();
+        review_rules.dedup();
+        return Outcome {
+            decision: Decision::Review,
+            rules: review_rules,
+            findings,
+        };
+    }
+    Outcome {
+        decision: Decision::Allow,
+        rules: satisfied,
+        findings,
+    }
+}
+
+fn describe_requirement(requirement: &pact::AuthorityRequirement) -> String {
+    let mut parts = Vec::new();
+    if let Some(role) = &requirement.role {
+        parts.push(format!("role `{role}`"));
+    }
+    for (claim, value) in &requirement.claims {
+        parts.push(format!("claim `{claim}` = `{value}`"));
+    }
+    parts.join(", ")
+}
+
+fn errored_policy(error: &cedar_policy::AuthorizationError) -> String {
+    match error {
+        cedar_policy::AuthorizationError::PolicyEvaluationError(inner) => {
+            inner.policy_id().to_string()
+        }
+    }
+}
