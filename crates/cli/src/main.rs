@@ -1,5 +1,8 @@
 //! `pactum`: the command line and server binary. Arguments -> calls into the domain crates -> text or JSON.
 
+mod decide_cmd;
+mod wire;
+
 use clap::{Parser, Subcommand};
 
 /// Pactum: a trust layer for AI agents. Pacts, a guard, and a verifiable evidence log.
@@ -11,9 +14,24 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Decide one request against a pact file, offline, and print the verdict as JSON.
+    Decide(decide_cmd::DecideArgs),
+    /// Measure Pactum's hot paths.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Guard decisions on one thread: a 100-rule pact with 1,000 canaries.
+    Guard(decide_cmd::GuardBenchArgs),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Decide(args) => decide_cmd::run_decide(args),
+        Command::Bench(BenchCommand::Guard(args)) => decide_cmd::run_guard_bench(args),
+    }
 }

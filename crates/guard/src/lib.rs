@@ -18,6 +18,7 @@
 
 mod args;
 mod authority;
+pub mod fixture;
 mod state;
 
 use std::collections::BTreeMap;

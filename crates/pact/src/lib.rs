@@ -33,6 +33,12 @@ pub use model::{
 };
 pub use source::{DEPTH_MAX, PACT_BYTES_MAX};
 
+/// Parses a YAML or JSON document (at most [`PACT_BYTES_MAX`] bytes, no aliases) into a JSON
+/// value, for other files in the pact toolchain such as test case files.
+pub fn parse_yaml(text: &str) -> Result<serde_json::Value, Diagnostic> {
+    source::parse(text).map(|doc| doc.value)
+}
+
 /// The JSON Schema of the pact file format, for editors.
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(syntax::PactDoc);
