@@ -17,9 +17,18 @@ struct Cli {
 enum Command {
     /// Decide one request against a pact file, offline, and print the verdict as JSON.
     Decide(decide_cmd::DecideArgs),
+    /// Work with pact files.
+    #[command(subcommand)]
+    Pact(PactCommand),
     /// Measure Pactum's hot paths.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum PactCommand {
+    /// Run table-driven test cases against a pact; prints `N passed, M failed`, exit 1 on any failure.
+    Test(decide_cmd::PactTestArgs),
 }
 
 #[derive(Subcommand)]
@@ -32,6 +41,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Decide(args) => decide_cmd::run_decide(args),
+        Command::Pact(PactCommand::Test(args)) => {
+            let (passed, failed) = decide_cmd::run_pact_test(&args)?;
+            println!("{passed} passed, {failed} failed");
+            if failed > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Bench(BenchCommand::Guard(args)) => decide_cmd::run_guard_bench(args),
     }
 }
