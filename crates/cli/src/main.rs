@@ -3,6 +3,8 @@
 mod decide_cmd;
 mod wire;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 /// Pactum: a trust layer for AI agents. Pacts, a guard, and a verifiable evidence log.
@@ -37,18 +39,32 @@ enum BenchCommand {
     Guard(decide_cmd::GuardBenchArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // One readable line (with its causes), not a backtrace: this is for people.
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Decide(args) => decide_cmd::run_decide(args),
+        Command::Decide(args) => decide_cmd::run_decide(args).map(|()| ExitCode::SUCCESS),
         Command::Pact(PactCommand::Test(args)) => {
             let (passed, failed) = decide_cmd::run_pact_test(&args)?;
             println!("{passed} passed, {failed} failed");
-            if failed > 0 {
-                std::process::exit(1);
-            }
-            Ok(())
+            Ok(if failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
-        Command::Bench(BenchCommand::Guard(args)) => decide_cmd::run_guard_bench(args),
+        Command::Bench(BenchCommand::Guard(args)) => {
+            decide_cmd::run_guard_bench(args).map(|()| ExitCode::SUCCESS)
+        }
     }
 }
