@@ -96,9 +96,9 @@ fn render(tasks: &Value, pact: &Pact, policy_cases: &str) -> anyhow::Result<Case
                 .get("arguments")
                 .cloned()
                 .unwrap_or_else(|| Value::Object(Default::default()));
-            let where_ = format!("task {task_id}, call {}: `{name}`", call_idx + 1);
-            check_call(pact, name, &args).with_context(|| where_.clone())?;
-            let permit = deciding_permit(pact, name).with_context(|| where_.clone())?;
+            let call_label = format!("task {task_id}, call {}: `{name}`", call_idx + 1);
+            check_call(pact, name, &args).with_context(|| call_label.clone())?;
+            let permit = deciding_permit(pact, name).with_context(|| call_label.clone())?;
             let request = serde_json::json!({
                 "action": name,
                 "args": args,
@@ -151,7 +151,7 @@ fn render(tasks: &Value, pact: &Pact, policy_cases: &str) -> anyhow::Result<Case
 }
 
 /// Checks one call against the catalog as the guard would: known action, declared arguments of the
-/// declared types, enums, byte limits, required arguments present.
+/// declared types, enums, bounds and byte limits, required arguments present.
 fn check_call(pact: &Pact, name: &str, args: &Value) -> anyhow::Result<()> {
     let Some(action) = pact.action(name) else {
         bail!("the pact has no action `{name}`");
@@ -180,6 +180,11 @@ fn check_call(pact: &Pact, name: &str, args: &Value) -> anyhow::Result<()> {
         if let (Some(allowed), Some(text)) = (&arg.allowed, value.as_str()) {
             if !allowed.iter().any(|candidate| candidate == text) {
                 bail!("argument `{arg_name}` is `{text}`, not one of {allowed:?}");
+            }
+        }
+        if let Some(number) = value.as_i64() {
+            if arg.min.is_some_and(|min| number < min) || arg.max.is_some_and(|max| number > max) {
+                bail!("argument `{arg_name}` is {number}, outside its bounds");
             }
         }
         if let (Some(max_bytes), Some(text)) = (arg.max_bytes, value.as_str()) {
