@@ -95,10 +95,7 @@ pub fn run_decide(args: DecideArgs) -> anyhow::Result<()> {
         None => wire::now_ms(),
     };
     let verdict = decide(&guard, &request, &mut State::new(), now_ms);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&wire::verdict_json(&verdict))?
-    );
+    crate::output::print_line(serde_json::to_string_pretty(&wire::verdict_json(&verdict))?);
     Ok(())
 }
 
@@ -150,11 +147,11 @@ pub fn run_pact_test(args: &PactTestArgs) -> anyhow::Result<(usize, usize)> {
             if result.passed {
                 passed += 1;
                 if !args.quiet {
-                    println!("{}", result.line);
+                    crate::output::print_line(&result.line);
                 }
             } else {
                 failed += 1;
-                println!("{}", result.line);
+                crate::output::print_line(&result.line);
             }
         }
     }

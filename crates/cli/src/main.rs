@@ -1,6 +1,7 @@
 //! `pactum`: the command line and server binary. Arguments -> calls into the domain crates -> text or JSON.
 
 mod decide_cmd;
+mod output;
 mod wire;
 
 use std::process::ExitCode;
@@ -56,7 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Decide(args) => decide_cmd::run_decide(args).map(|()| ExitCode::SUCCESS),
         Command::Pact(PactCommand::Test(args)) => {
             let (passed, failed) = decide_cmd::run_pact_test(&args)?;
-            println!("{passed} passed, {failed} failed");
+            output::print_line(format!("{passed} passed, {failed} failed"));
             Ok(if failed > 0 {
                 ExitCode::FAILURE
             } else {
