@@ -2,6 +2,7 @@
 
 mod decide_cmd;
 mod output;
+mod pact_cmd;
 mod wire;
 
 use std::process::ExitCode;
@@ -20,18 +21,11 @@ struct Cli {
 enum Command {
     /// Decide one request against a pact file, offline, and print the verdict as JSON.
     Decide(decide_cmd::DecideArgs),
-    /// Work with pact files.
-    #[command(subcommand)]
-    Pact(PactCommand),
+    /// Work with pact files: check, format, test, import; print the pact JSON Schema.
+    Pact(pact_cmd::PactArgs),
     /// Measure Pactum's hot paths.
     #[command(subcommand)]
     Bench(BenchCommand),
-}
-
-#[derive(Subcommand)]
-enum PactCommand {
-    /// Run table-driven test cases against a pact; prints `N passed, M failed`, exit 1 on any failure.
-    Test(decide_cmd::PactTestArgs),
 }
 
 #[derive(Subcommand)]
@@ -55,15 +49,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Decide(args) => decide_cmd::run_decide(args).map(|()| ExitCode::SUCCESS),
-        Command::Pact(PactCommand::Test(args)) => {
-            let (passed, failed) = decide_cmd::run_pact_test(&args)?;
-            output::print_line(format!("{passed} passed, {failed} failed"));
-            Ok(if failed > 0 {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        Command::Pact(args) => Ok(pact_cmd::run(args)),
         Command::Bench(BenchCommand::Guard(args)) => {
             decide_cmd::run_guard_bench(args).map(|()| ExitCode::SUCCESS)
         }

@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::diag::{has_errors, Diagnostic};
+use crate::diag::{has_errors, Diagnostic, Position};
 use crate::duration::parse_duration_ms;
 use crate::model::{
     Action, Arg, AuthorityKey, AuthorityRequirement, Bulk, Counter, CounterKind, Effect, Pact, Rule,
@@ -78,6 +78,7 @@ pub fn check(text: &str) -> Checked {
         }
     };
     let mut cx = Cx {
+        text,
         spans: &doc.spans,
         diagnostics: Vec::new(),
     };
@@ -89,7 +90,64 @@ pub fn check(text: &str) -> Checked {
     Checked { pact, diagnostics }
 }
 
+/// Parses a source into its document, checking only its shape (YAML, fields and types), not
+/// its meaning. `pactum pact fmt` uses it: a file with a dangling rule can still be formatted.
+pub fn parse_doc(text: &str) -> Result<PactDoc, Vec<Diagnostic>> {
+    let doc = source::parse(text).map_err(|diagnostic| vec![diagnostic])?;
+    let mut cx = Cx {
+        text,
+        spans: &doc.spans,
+        diagnostics: Vec::new(),
+    };
+    match shape(&doc.value, &mut cx) {
+        Some(pact_doc) if !has_errors(&cx.diagnostics) => Ok(pact_doc),
+        _ => {
+            let mut diagnostics = cx.diagnostics;
+            diagnostics.sort_by_key(|diagnostic| diagnostic.position);
+            Err(diagnostics)
+        }
+    }
+}
+
+/// Checks a pact source given as bytes, as read from a file: too-large and non-UTF-8 input are
+/// diagnostics like any other, with the line and column of the first invalid byte.
+pub fn check_bytes(bytes: &[u8]) -> Checked {
+    let refuse = |diagnostic: Diagnostic| Checked {
+        pact: None,
+        diagnostics: vec![diagnostic],
+    };
+    if bytes.len() > source::PACT_BYTES_MAX {
+        return refuse(Diagnostic::error(
+            "too-large",
+            format!(
+                "the file is {} bytes; the limit is {} bytes",
+                bytes.len(),
+                source::PACT_BYTES_MAX
+            ),
+            Position::start(),
+        ));
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => check(text.strip_prefix('\u{feff}').unwrap_or(text)),
+        Err(err) => {
+            let valid = bytes.get(..err.valid_up_to()).unwrap_or_default();
+            let valid = String::from_utf8_lossy(valid);
+            let line = valid.matches('\n').count() + 1;
+            let col = valid.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            refuse(Diagnostic::error(
+                "encoding",
+                format!(
+                    "the file is not UTF-8: invalid byte at offset {}",
+                    err.valid_up_to()
+                ),
+                Position { line, col },
+            ))
+        }
+    }
+}
+
 struct Cx<'a> {
+    text: &'a str,
     spans: &'a Spans,
     diagnostics: Vec<Diagnostic>,
 }
@@ -110,6 +168,132 @@ impl Cx<'_> {
         self.diagnostics
             .push(Diagnostic::warning(code, message, position).with_path(path));
     }
+    /// An error about byte `offset` of the condition at `path`: it points inside the condition
+    /// when the scalar can be mapped back to the file, else at the condition's start.
+    fn error_in_condition(
+        &mut self,
+        code: &'static str,
+        path: &str,
+        condition: &str,
+        offset: Option<usize>,
+        message: impl Into<String>,
+    ) {
+        let position = self.condition_position(path, condition, offset);
+        self.diagnostics
+            .push(Diagnostic::error(code, message, position).with_path(path));
+    }
+    fn warning_in_condition(
+        &mut self,
+        path: &str,
+        condition: &str,
+        offset: Option<usize>,
+        message: impl Into<String>,
+    ) {
+        let position = self.condition_position(path, condition, offset);
+        self.diagnostics
+            .push(Diagnostic::warning("cedar-warning", message, position).with_path(path));
+    }
+    fn condition_position(&self, path: &str, condition: &str, offset: Option<usize>) -> Position {
+        let start = self.spans.value_at(path);
+        offset
+            .and_then(|offset| scalar_offset_position(self.text, start, condition, offset))
+            .unwrap_or(start)
+    }
+}
+
+/// The file position of byte `offset` of the decoded scalar `decoded`, whose representation
+/// starts at `start`. Handles plain, single-quoted and double-quoted scalars on one line and
+/// literal block scalars (`|`); `None` when the representation cannot be followed (folding,
+/// multi-line flow scalars), so the caller falls back to the scalar's start.
+fn scalar_offset_position(
+    text: &str,
+    start: Position,
+    decoded: &str,
+    offset: usize,
+) -> Option<Position> {
+    let decoded_prefix = decoded.get(..offset)?;
+    let line = text.lines().nth(start.line.checked_sub(1)?)?;
+    let raw_idx = line
+        .char_indices()
+        .nth(start.col.checked_sub(1)?)
+        .map(|(idx, _)| idx)?;
+    let raw = line.get(raw_idx..)?;
+    let mut raw_chars = raw.chars().peekable();
+    let style = *raw_chars.peek()?;
+    if style == '|' {
+        return literal_block_position(text, start.line, decoded_prefix);
+    }
+    if style == '>' {
+        return None;
+    }
+    let mut col = start.col;
+    if style == '"' || style == '\'' {
+        raw_chars.next();
+        col += 1;
+    }
+    for decoded_char in decoded_prefix.chars() {
+        let raw_char = raw_chars.next()?;
+        match style {
+            '"' if raw_char == '\\' => {
+                let escape = raw_chars.next()?;
+                let n_hex = match escape {
+                    'x' => 2,
+                    'u' => 4,
+                    'U' => 8,
+                    _ => 0,
+                };
+                for _ in 0..n_hex {
+                    raw_chars.next()?;
+                }
+                col += 2 + n_hex;
+            }
+            '\'' if raw_char == '\'' => {
+                if raw_chars.next()? != '\'' || decoded_char != '\'' {
+                    return None;
+                }
+                col += 2;
+            }
+            _ => {
+                if raw_char != decoded_char {
+                    return None;
+                }
+                col += 1;
+            }
+        }
+    }
+    Some(Position {
+        line: start.line,
+        col,
+    })
+}
+
+/// Follows a literal block scalar: decoded line `k` is file line `indicator_line + 1 + k`,
+/// indented by the indentation of the block's first non-empty line.
+fn literal_block_position(text: &str, indicator_line: usize, decoded_prefix: &str) -> Option<Position> {
+    let line_idx = decoded_prefix.matches('\n').count();
+    let in_line = decoded_prefix.rsplit('\n').next().unwrap_or("");
+    let mut content_lines = text.lines().skip(indicator_line);
+    let indent = content_lines
+        .clone()
+        .find(|candidate| !candidate.trim().is_empty())
+        .map(|first| first.len() - first.trim_start_matches(' ').len())?;
+    let target = content_lines.nth(line_idx)?;
+    let target_content = target.get(indent..)?;
+    if !target_content.starts_with(in_line) || target.get(..indent)?.trim() != "" {
+        return None;
+    }
+    Some(Position {
+        line: indicator_line + 1 + line_idx,
+        col: indent + in_line.chars().count() + 1,
+    })
+}
+
+/// The byte offset of the first labelled span of a Cedar error, if it has one.
+fn label_offset(diagnostic: &dyn miette::Diagnostic) -> Option<usize> {
+    diagnostic
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .map(|label| label.offset())
 }
 
 const TOP_LEVEL_FIELDS: &[&str] = &[
@@ -834,12 +1018,18 @@ fn check_rules(doc: &PactDoc, action_idx: &HashMap<String, usize>, cx: &mut Cx<'
                 );
                 continue;
             }
-            for counter in referenced_counters(condition) {
+            if let Err(message) = check_condition_size(condition) {
+                cx.error("limit", &condition_path, message);
+                continue;
+            }
+            for (offset, counter) in referenced_counters(condition) {
                 if !doc.counters.contains_key(counter) {
                     let hint = closest(counter, doc.counters.keys().map(String::as_str));
-                    cx.error(
+                    cx.error_in_condition(
                         "unknown-counter",
                         &condition_path,
+                        condition,
+                        Some(offset),
                         format!(
                             "counter `{counter}` is used but not declared under `counters`{hint}"
                         ),
@@ -847,9 +1037,11 @@ fn check_rules(doc: &PactDoc, action_idx: &HashMap<String, usize>, cx: &mut Cx<'
                 }
             }
             if let Err(err) = Expression::from_str(condition) {
-                cx.error(
+                cx.error_in_condition(
                     "cedar-parse",
                     &condition_path,
+                    condition,
+                    label_offset(&err),
                     format!("condition does not parse: {}", one_line(&err.to_string())),
                 );
             }
@@ -886,29 +1078,105 @@ fn check_rules(doc: &PactDoc, action_idx: &HashMap<String, usize>, cx: &mut Cx<'
     rules
 }
 
-/// Counter names referenced as `context.counters.<name>` or `context.counters["<name>"]`.
-fn referenced_counters(condition: &str) -> Vec<&str> {
+/// Counter names referenced as `context.counters.<name>` or `context.counters["<name>"]`, with
+/// the byte offset of each name in the condition.
+fn referenced_counters(condition: &str) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
     let needle = "context.counters";
     let mut rest = condition;
     while let Some(idx) = rest.find(needle) {
-        rest = &rest[idx + needle.len()..];
+        rest = rest.get(idx + needle.len()..).unwrap_or("");
         let trimmed = rest.trim_start();
-        if let Some(after_dot) = trimmed.strip_prefix('.') {
+        let name = if let Some(after_dot) = trimmed.strip_prefix('.') {
             let after_dot = after_dot.trim_start();
             let end = after_dot
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(after_dot.len());
-            if end > 0 {
-                out.push(&after_dot[..end]);
-            }
+            after_dot.get(..end)
         } else if let Some(after_bracket) = trimmed.strip_prefix("[\"") {
-            if let Some(end) = after_bracket.find('"') {
-                out.push(&after_bracket[..end]);
-            }
+            after_bracket
+                .find('"')
+                .and_then(|end| after_bracket.get(..end))
+        } else {
+            None
+        };
+        if let Some(name) = name.filter(|name| !name.is_empty()) {
+            // `name` is a subslice of `condition`, so the pointer difference is its offset.
+            let offset = name.as_ptr() as usize - condition.as_ptr() as usize;
+            out.push((offset, name));
         }
     }
     out
+}
+
+/// Deepest bracket nesting in one condition. Cedar's parser recurses per bracket and can
+/// overflow the stack long before the byte limit.
+pub const CONDITION_NESTING_MAX: usize = 16;
+/// Most operators in one condition. Cedar's type checker gives up silently past a certain tree
+/// depth (it reports no error at all), so a long chain of operators could hide a type error;
+/// this bound keeps every accepted condition fully checked.
+pub const CONDITION_OPERATORS_MAX: usize = 64;
+
+/// Checks the nesting and operator count of a condition, outside string literals.
+fn check_condition_size(condition: &str) -> Result<(), String> {
+    let mut depth: usize = 0;
+    let mut depth_max: usize = 0;
+    let mut n_operators: usize = 0;
+    let mut in_string = false;
+    let mut chars = condition.chars().peekable();
+    let mut word = String::new();
+    while let Some(c) = chars.next() {
+        if in_string {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if matches!(word.as_str(), "in" | "has" | "like" | "is" | "if") {
+            n_operators += 1;
+        }
+        word.clear();
+        match c {
+            '"' => in_string = true,
+            '(' | '[' | '{' => {
+                depth += 1;
+                depth_max = depth_max.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '.' | '+' | '-' | '*' | '!' | '<' | '>' => n_operators += 1,
+            '&' | '|' | '=' => {
+                // Two-character operators count once.
+                if chars.peek() == Some(&c) {
+                    chars.next();
+                }
+                n_operators += 1;
+            }
+            _ => {}
+        }
+    }
+    if matches!(word.as_str(), "in" | "has" | "like" | "is" | "if") {
+        n_operators += 1;
+    }
+    if depth_max > CONDITION_NESTING_MAX {
+        return Err(format!(
+            "condition nests brackets {depth_max} deep; the limit is {CONDITION_NESTING_MAX}"
+        ));
+    }
+    if n_operators > CONDITION_OPERATORS_MAX {
+        return Err(format!(
+            "condition has {n_operators} operators; the limit is {CONDITION_OPERATORS_MAX}: \
+             split it over several rules, or test membership with `[...].contains(...)`"
+        ));
+    }
+    Ok(())
 }
 
 fn one_line(text: &str) -> String {
@@ -1131,13 +1399,21 @@ fn compile_rules(
             let Some(condition) = condition else { continue };
             let path = format!("/rules/{rule_idx}/{name}");
             let text = policy_text(Effect::Permit, &scope, &[("when", condition)]);
+            // Where the condition starts in the probe policy, to map Cedar's byte offsets back.
+            let condition_start = text.find(condition.as_str());
+            let in_condition = |offset: Option<usize>| {
+                let relative = offset?.checked_sub(condition_start?)?;
+                (relative < condition.len()).then_some(relative)
+            };
             let policy = match Policy::parse(Some(PolicyId::new(format!("probe{rule_idx}"))), &text)
             {
                 Ok(policy) => policy,
                 Err(err) => {
-                    cx.error(
+                    cx.error_in_condition(
                         "cedar-parse",
                         &path,
+                        condition,
+                        in_condition(label_offset(&err)),
                         format!("condition does not parse: {}", one_line(&err.to_string())),
                     );
                     continue;
@@ -1149,9 +1425,11 @@ fn compile_rules(
             }
             let result = validator.validate(&set, ValidationMode::Strict);
             for error in result.validation_errors() {
-                cx.error(
+                cx.error_in_condition(
                     "cedar-type",
                     &path,
+                    condition,
+                    in_condition(label_offset(error)),
                     format!(
                         "condition does not type-check: {}",
                         describe_validation(error)
@@ -1168,7 +1446,12 @@ fn compile_rules(
                     };
                     cx.error("never-matches", &path, format!("condition {dead}"));
                 } else {
-                    cx.warning("cedar-warning", &path, one_line(&message));
+                    cx.warning_in_condition(
+                        &path,
+                        condition,
+                        in_condition(label_offset(warning)),
+                        one_line(&message),
+                    );
                 }
             }
             let literal = condition.trim();

@@ -19,12 +19,16 @@ mod canonical;
 mod check;
 mod diag;
 mod duration;
+pub mod fmt;
+pub mod mcp;
 mod model;
 mod source;
 pub mod syntax;
 
 pub use canonical::{canonical_json, digest_of};
-pub use check::{check, Checked};
+pub use check::{
+    check, check_bytes, parse_doc, Checked, CONDITION_NESTING_MAX, CONDITION_OPERATORS_MAX,
+};
 pub use diag::{has_errors, Diagnostic, Position, Severity};
 pub use duration::parse_duration_ms;
 pub use model::{

@@ -71,6 +71,7 @@ pub fn parse(text: &str) -> Result<SourceDoc, Diagnostic> {
             Position::start(),
         ));
     }
+    refuse_aliases(text)?;
     let docs = MarkedYaml::load_from_str(text).map_err(|err| {
         let marker = err.marker();
         Diagnostic::error(
@@ -100,6 +101,28 @@ pub fn parse(text: &str) -> Result<SourceDoc, Diagnostic> {
     let mut spans = Spans::default();
     let value = convert(&doc, String::new(), 0, &mut spans)?;
     Ok(SourceDoc { value, spans })
+}
+
+/// Refuses aliases before anything is loaded: the loader expands them into copies, which is
+/// how a few bytes become gigabytes. Syntax errors are left for the loader to report.
+fn refuse_aliases(text: &str) -> Result<(), Diagnostic> {
+    for event in saphyr_parser::Parser::new_from_str(text) {
+        match event {
+            Ok((saphyr_parser::Event::Alias(_), span)) => {
+                return Err(Diagnostic::error(
+                    "yaml",
+                    "aliases are not allowed in a pact",
+                    Position {
+                        line: span.start.line().max(1),
+                        col: span.start.col() + 1,
+                    },
+                ))
+            }
+            Ok((saphyr_parser::Event::StreamEnd, _)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn position_of(node: &MarkedYaml<'_>) -> Position {
@@ -229,7 +252,11 @@ mod tests {
 
     #[test]
     fn aliases_and_oversize_are_refused() {
-        assert_eq!(parse("a: &x 1\nb: *x\n").unwrap_err().code, "yaml");
+        let alias = parse("a: &x 1\nb: *x\n").unwrap_err();
+        assert_eq!(alias.code, "yaml");
+        assert_eq!(alias.position, Position { line: 2, col: 4 });
+        let bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\n";
+        assert_eq!(parse(bomb).unwrap_err().message, "aliases are not allowed in a pact");
         let big = "a: ".to_string() + &"x".repeat(PACT_BYTES_MAX);
         assert_eq!(parse(&big).unwrap_err().code, "too-large");
     }
