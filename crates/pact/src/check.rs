@@ -168,6 +168,11 @@ impl Cx<'_> {
         self.diagnostics
             .push(Diagnostic::warning(code, message, position).with_path(path));
     }
+    fn warning_at_key(&mut self, code: &'static str, path: &str, message: impl Into<String>) {
+        let position = self.spans.key_at(path);
+        self.diagnostics
+            .push(Diagnostic::warning(code, message, position).with_path(path));
+    }
     /// An error about byte `offset` of the condition at `path`: it points inside the condition
     /// when the scalar can be mapped back to the file, else at the condition's start.
     fn error_in_condition(
@@ -809,28 +814,34 @@ fn arg_type_of(arg: &ArgDoc) -> ArgType {
 
 /// Resolves action names (`"*"` is every action) to indexes, reporting unknown ones.
 fn resolve_actions(
-    names: &ActionRef,
+    actions: &ActionRef,
     path: &str,
     action_idx: &HashMap<String, usize>,
     cx: &mut Cx<'_>,
 ) -> Vec<usize> {
-    let names = names.names();
+    let names = actions.names();
     if names.contains(&"*") {
         let mut all: Vec<usize> = action_idx.values().copied().collect();
         all.sort_unstable();
         return all;
     }
     let mut idxs = Vec::with_capacity(names.len());
-    for name in names {
+    let is_list = matches!(actions, ActionRef::Many(_));
+    for (name_idx, name) in names.into_iter().enumerate() {
         match action_idx.get(name) {
             Some(idx) => idxs.push(*idx),
             None => {
                 let mut known: Vec<&String> = action_idx.keys().collect();
                 known.sort();
                 let hint = closest(name, known.iter().map(|name| name.as_str()));
+                let name_path = if is_list {
+                    format!("{path}/{name_idx}")
+                } else {
+                    path.to_string()
+                };
                 cx.error(
                     "unknown-action",
-                    path,
+                    &name_path,
                     format!("unknown action `{name}`{hint}"),
                 );
             }
@@ -932,7 +943,7 @@ fn check_counters(
             None => None,
         };
         let per_session = counter.per == Some(crate::syntax::CounterScope::Session);
-        if window_ms.is_none() && !per_session {
+        if counter.window.is_none() && !per_session {
             cx.error(
                 "counter",
                 &path,
@@ -1262,11 +1273,11 @@ fn check_authority(doc: &PactDoc, cx: &mut Cx<'_>) -> Vec<AuthorityKey> {
                 key: decoded,
                 issuer: key.issuer.clone(),
             }),
-            Err(err) => cx.error(
+            Err(_) => cx.error(
                 "authority",
                 &format!("{path}/public_key"),
                 format!(
-                    "key `{}` is not a valid {:?} public key in PEM: {err}",
+                    "key `{}` is not a valid {:?} public key in PEM (SubjectPublicKeyInfo)",
                     key.id, key.alg
                 ),
             ),
@@ -1424,6 +1435,7 @@ fn compile_rules(
                 continue;
             }
             let result = validator.validate(&set, ValidationMode::Strict);
+            let mut reported_never = false;
             for error in result.validation_errors() {
                 cx.error_in_condition(
                     "cedar-type",
@@ -1445,17 +1457,20 @@ fn compile_rules(
                         "can never be true, so the rule never applies"
                     };
                     cx.error("never-matches", &path, format!("condition {dead}"));
+                    reported_never = true;
                 } else {
                     cx.warning_in_condition(
                         &path,
                         condition,
                         in_condition(label_offset(warning)),
-                        one_line(&message),
+                        without_policy_name(&one_line(&message)),
                     );
                 }
             }
             let literal = condition.trim();
-            if (name == "when" && literal == "false") || (name == "unless" && literal == "true") {
+            if !reported_never
+                && ((name == "when" && literal == "false") || (name == "unless" && literal == "true"))
+            {
                 cx.error(
                     "never-matches",
                     &path,
@@ -1552,15 +1567,17 @@ fn add_policy(
     }
 }
 
+/// Cedar names the probe policy in its messages; the position already says which rule it is.
+fn without_policy_name(message: &str) -> String {
+    message
+        .strip_prefix("for policy `")
+        .and_then(|rest| rest.split_once("`, "))
+        .map_or_else(|| message.to_string(), |(_, rest)| rest.to_string())
+}
+
 fn describe_validation(error: &cedar_policy::ValidationError) -> String {
     use miette::Diagnostic as _;
-    let mut message = one_line(&error.to_string());
-    // Cedar names the probe policy; the position already says which rule this is.
-    if let Some(rest) = message.strip_prefix("for policy `") {
-        if let Some(idx) = rest.find("`, ") {
-            message = rest[idx + 3..].to_string();
-        }
-    }
+    let mut message = without_policy_name(&one_line(&error.to_string()));
     if let Some(help) = error.help() {
         message.push_str(&format!(" ({})", one_line(&help.to_string())));
     }
@@ -1624,7 +1641,7 @@ fn lint(doc: &PactDoc, rules: &[Rule], cx: &mut Cx<'_>) {
             .iter()
             .any(|rule| rule.require_approval || rule.require_authority.is_some());
         if !permits.is_empty() && !guarded {
-            cx.warning(
+            cx.warning_at_key(
                 "irreversible-unguarded",
                 &format!("/actions/{}", pointer_segment(name)),
                 format!("irreversible action `{name}` is permitted with neither `require_approval` nor `require_authority`"),

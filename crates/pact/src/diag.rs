@@ -73,12 +73,33 @@ impl Diagnostic {
     }
 
     /// `file:line:col: error[code]: message`, the format editors and CI logs understand.
+    /// Control and bidirectional-formatting characters from the file are escaped (`\u{202e}`),
+    /// so a message cannot break the line or reorder what a terminal shows.
     pub fn render(&self, file: &str) -> String {
         format!(
-            "{file}:{}:{}: {}[{}]: {}",
-            self.position.line, self.position.col, self.severity, self.code, self.message
+            "{}:{}:{}: {}[{}]: {}",
+            printable(file),
+            self.position.line,
+            self.position.col,
+            self.severity,
+            self.code,
+            printable(&self.message)
         )
     }
+}
+
+/// Escapes control characters and Unicode bidirectional controls.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Whether any diagnostic in the list is an error.

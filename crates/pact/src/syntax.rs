@@ -61,9 +61,13 @@ pub struct PactDoc {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
+    /// Internal helpers with little at stake.
     Low,
+    /// The default for most agents.
     Medium,
+    /// Agents that touch customers, money or personal data.
     High,
+    /// Agents whose mistakes cannot be undone or are safety-relevant.
     Critical,
 }
 
@@ -108,9 +112,12 @@ pub struct ActionDoc {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Reversibility {
+    /// The effect can be undone completely (reads, drafts).
     #[default]
     Reversible,
+    /// The effect can be undone in part, or at a cost (a return request, a ticket update).
     Partial,
+    /// The effect cannot be undone (a refund, an email sent, a public statement).
     Irreversible,
 }
 
@@ -131,11 +138,16 @@ pub enum Reversibility {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Sensitivity {
+    /// Data anyone may see.
     Public,
+    /// Data for the organisation only (the default).
     #[default]
     Internal,
+    /// Personal data about people.
     Personal,
+    /// Payment or account data.
     Financial,
+    /// Credentials and secrets.
     Secret,
 }
 
@@ -147,7 +159,9 @@ pub enum BulkDoc {
     Arg(String),
     /// The argument and the record count above which a call goes to review.
     Full {
+        /// The argument that counts records; it must be a `long`.
         arg: String,
+        /// Calls with more records than this go to review.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         review_above: Option<i64>,
     },
@@ -157,7 +171,9 @@ pub enum BulkDoc {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ArgDoc {
+    /// Just the type; the argument is required.
     Type(ArgType),
+    /// The type with constraints.
     Full(ArgFull),
 }
 
@@ -165,6 +181,7 @@ pub enum ArgDoc {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArgFull {
+    /// The argument's type: `string`, `long`, `bool`, `set<string>` or `set<long>`.
     #[serde(rename = "type")]
     pub arg_type: ArgType,
     /// Whether the argument must be present (default true).
@@ -182,6 +199,7 @@ pub struct ArgFull {
     /// Largest allowed number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<i64>,
+    /// What the argument means, for people reading the pact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -198,14 +216,19 @@ fn is_true(value: &bool) -> bool {
 /// `set<string>` -> Set<String>, `set<long>` -> Set<Long>.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ArgType {
+    /// A string (Cedar `String`).
     #[serde(rename = "string")]
     String,
+    /// A 64-bit integer (Cedar `Long`).
     #[serde(rename = "long")]
     Long,
+    /// A boolean (Cedar `Bool`).
     #[serde(rename = "bool")]
     Bool,
+    /// A set of strings (Cedar `Set<String>`).
     #[serde(rename = "set<string>")]
     SetString,
+    /// A set of integers (Cedar `Set<Long>`).
     #[serde(rename = "set<long>")]
     SetLong,
 }
@@ -214,7 +237,9 @@ pub enum ArgType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ActionRef {
+    /// One action name, or `"*"` for every action.
     One(String),
+    /// Several action names.
     Many(Vec<String>),
 }
 
@@ -296,6 +321,7 @@ pub struct CounterDoc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CountKind {
+    /// Count every call to the counted actions.
     Calls,
 }
 
@@ -303,7 +329,9 @@ pub enum CountKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CounterScope {
+    /// One counter for the agent across sessions.
     Agent,
+    /// One counter per session.
     Session,
 }
 
@@ -336,7 +364,9 @@ pub struct AuthorityKeyDoc {
 /// Signature algorithms accepted for authority tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum KeyAlg {
+    /// Ed25519 signatures.
     EdDSA,
+    /// ECDSA with P-256 and SHA-256.
     ES256,
 }
 
@@ -344,6 +374,7 @@ pub enum KeyAlg {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObligationDoc {
+    /// A stable id, named by consequences and in evidence.
     pub id: String,
     /// The metric's name (for example `source_grounding_pass_rate`).
     pub metric: String,
@@ -381,8 +412,10 @@ pub struct MeasurementDoc {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdDoc {
+    /// The metric must be at least this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
+    /// The metric must be at most this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
 }
@@ -408,12 +441,19 @@ pub struct ConsequenceDoc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Response {
+    /// Send the agent's elevated calls to human approval.
     Approve,
+    /// Deny one action category (`category`).
     Restrict,
+    /// Require a fresh trial before trust is restored.
     ReEvaluate,
+    /// Open an incident and notify the owner.
     Escalate,
+    /// Deny everything until an operator resumes the agent.
     Suspend,
+    /// Stop the agent at once: every later call is denied.
     Halt,
+    /// Hold payments tied to the agent's obligations.
     WithholdSettlement,
 }
 
