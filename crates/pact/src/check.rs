@@ -274,7 +274,11 @@ fn scalar_offset_position(
 
 /// Follows a literal block scalar: decoded line `k` is file line `indicator_line + 1 + k`,
 /// indented by the indentation of the block's first non-empty line.
-fn literal_block_position(text: &str, indicator_line: usize, decoded_prefix: &str) -> Option<Position> {
+fn literal_block_position(
+    text: &str,
+    indicator_line: usize,
+    decoded_prefix: &str,
+) -> Option<Position> {
     let line_idx = decoded_prefix.matches('\n').count();
     let in_line = decoded_prefix.rsplit('\n').next().unwrap_or("");
     let mut content_lines = text.lines().skip(indicator_line);
@@ -362,7 +366,12 @@ fn clean_serde_message(message: &str) -> String {
     if message.starts_with("data did not match any variant of untagged enum BulkDoc") {
         return "`bulk` is an argument name or `{arg, review_above}`".to_string();
     }
-    message.to_string()
+    // serde names Rust types; say what to write instead.
+    message
+        .replace("expected u64", "expected a whole number")
+        .replace("expected u32", "expected a whole number")
+        .replace("expected i64", "expected an integer")
+        .replace("expected f64", "expected a number")
 }
 
 /// Shape: deserialize each section on its own so that all shape errors are reported at once.
@@ -424,6 +433,26 @@ fn shape(value: &Value, cx: &mut Cx<'_>) -> Option<PactDoc> {
                 for (idx, entry) in items.iter().enumerate() {
                     de::<crate::syntax::ConsequenceDoc>(entry, &format!("{path}/{idx}"), cx);
                 }
+            }
+            // The other fields are checked one by one too, so a wrong `version` is reported
+            // next to a missing `agent` rather than after it is fixed.
+            ("pact" | "agent" | "owner" | "class" | "description", _) => {
+                de::<String>(item, &path, cx);
+            }
+            ("version", _) => {
+                de::<u64>(item, &path, cx);
+            }
+            ("tier", _) => {
+                de::<Tier>(item, &path, cx);
+            }
+            ("canaries", _) => {
+                de::<Vec<String>>(item, &path, cx);
+            }
+            ("authority", _) => {
+                de::<crate::syntax::AuthorityDoc>(item, &path, cx);
+            }
+            ("recovery", _) => {
+                de::<crate::syntax::RecoveryDoc>(item, &path, cx);
             }
             _ => {}
         }
@@ -1469,7 +1498,8 @@ fn compile_rules(
             }
             let literal = condition.trim();
             if !reported_never
-                && ((name == "when" && literal == "false") || (name == "unless" && literal == "true"))
+                && ((name == "when" && literal == "false")
+                    || (name == "unless" && literal == "true"))
             {
                 cx.error(
                     "never-matches",

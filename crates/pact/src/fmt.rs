@@ -65,7 +65,8 @@ pub fn format(text: &str, layout: Layout) -> Result<Formatted, FmtError> {
     let doc = parse_doc(text).map_err(FmtError::Invalid)?;
     match layout {
         Layout::Json => {
-            let value = serde_json::to_value(&doc).map_err(|err| FmtError::Encode(err.to_string()))?;
+            let value =
+                serde_json::to_value(&doc).map_err(|err| FmtError::Encode(err.to_string()))?;
             let mut out = serde_json::to_string_pretty(&value)
                 .map_err(|err| FmtError::Encode(err.to_string()))?;
             out.push('\n');
@@ -100,7 +101,8 @@ pub fn to_yaml(doc: &PactDoc, header: &str) -> Result<String, FmtError> {
     }
     if let Value::Object(map) = &value {
         for (idx, (key, item)) in map.iter().enumerate() {
-            let block = flow(item, 1).is_none_or(|text| key.len() + 2 + text.len() > LINE_CHARS_MAX);
+            let block =
+                flow(item, 1).is_none_or(|text| key.len() + 2 + text.len() > LINE_CHARS_MAX);
             if idx > 0 && block && matches!(item, Value::Object(_) | Value::Array(_)) {
                 out.push('\n');
             }
@@ -168,7 +170,9 @@ fn node_after_indicator(
     }
     match value {
         Value::Object(map) if !map.is_empty() => {
-            if let Some(text) = flow(value, depth).filter(|text| used_chars + 1 + text.len() <= LINE_CHARS_MAX) {
+            if let Some(text) =
+                flow(value, depth).filter(|text| used_chars + 1 + text.len() <= LINE_CHARS_MAX)
+            {
                 out.push(' ');
                 out.push_str(&text);
                 out.push('\n');
@@ -180,7 +184,9 @@ fn node_after_indicator(
             }
         }
         Value::Array(items) if !items.is_empty() => {
-            if let Some(text) = flow(value, depth).filter(|text| used_chars + 1 + text.len() <= LINE_CHARS_MAX) {
+            if let Some(text) =
+                flow(value, depth).filter(|text| used_chars + 1 + text.len() <= LINE_CHARS_MAX)
+            {
                 out.push(' ');
                 out.push_str(&text);
                 out.push('\n');
@@ -202,7 +208,8 @@ fn node_after_indicator(
 /// `- item` at `n_spaces` of indentation. A block map's first entry goes on the dash's line.
 fn seq_item(value: &Value, n_spaces: usize, depth: usize, out: &mut String) {
     if let Value::Object(map) = value {
-        let fits = flow(value, depth).is_some_and(|text| n_spaces + 2 + text.len() <= LINE_CHARS_MAX);
+        let fits =
+            flow(value, depth).is_some_and(|text| n_spaces + 2 + text.len() <= LINE_CHARS_MAX);
         if !map.is_empty() && !fits {
             let mut block = String::new();
             for (key, item) in map {
@@ -232,7 +239,13 @@ fn flow(value: &Value, depth: usize) -> Option<String> {
             }
             let entries: Option<Vec<String>> = map
                 .iter()
-                .map(|(key, item)| Some(format!("{}: {}", scalar_string(key), flow(item, depth + 1)?)))
+                .map(|(key, item)| {
+                    Some(format!(
+                        "{}: {}",
+                        scalar_string(key),
+                        flow(item, depth + 1)?
+                    ))
+                })
                 .collect();
             Some(format!("{{ {} }}", entries?.join(", ")))
         }
@@ -240,7 +253,8 @@ fn flow(value: &Value, depth: usize) -> Option<String> {
             if depth < 2 && items.iter().any(|item| item.is_object() || item.is_array()) {
                 return None;
             }
-            let items: Option<Vec<String>> = items.iter().map(|item| flow(item, depth + 1)).collect();
+            let items: Option<Vec<String>> =
+                items.iter().map(|item| flow(item, depth + 1)).collect();
             Some(format!("[{}]", items?.join(", ")))
         }
         Value::String(text) if text.contains('\n') => None,
@@ -278,7 +292,26 @@ fn is_plain_safe(text: &str) -> bool {
     let chars: Vec<char> = text.chars().collect();
     for (idx, c) in chars.iter().enumerate() {
         let allowed = c.is_alphanumeric()
-            || matches!(c, ' ' | '_' | '-' | '.' | '/' | '@' | '+' | '=' | '<' | '>' | '(' | ')' | ';' | '$' | '%' | '^' | '~' | '?')
+            || matches!(
+                c,
+                ' ' | '_'
+                    | '-'
+                    | '.'
+                    | '/'
+                    | '@'
+                    | '+'
+                    | '='
+                    | '<'
+                    | '>'
+                    | '('
+                    | ')'
+                    | ';'
+                    | '$'
+                    | '%'
+                    | '^'
+                    | '~'
+                    | '?'
+            )
             || (*c == ':'
                 && chars
                     .get(idx + 1)
@@ -296,9 +329,9 @@ fn is_plain_safe(text: &str) -> bool {
     }
     // Numbers, and things YAML 1.1 tools read as numbers, times or dates, stay quoted.
     if first.is_ascii_digit() {
-        let numeric_looking = text
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | '.' | '_' | ' ' | 'T' | 'Z' | '+'));
+        let numeric_looking = text.chars().all(|c| {
+            c.is_ascii_digit() || matches!(c, '-' | ':' | '.' | '_' | ' ' | 'T' | 'Z' | '+')
+        });
         if numeric_looking
             || text.parse::<f64>().is_ok()
             || lower.starts_with("0x")
@@ -416,11 +449,42 @@ mod tests {
     #[test]
     fn awkward_strings_survive() {
         for text in [
-            "true", "null", "1.5", "0x1f", "2026-01-01", "12:30", "- x", "a: b", "a #b", "#x", "",
-            " lead", "trail ", "quote\"d", "back\\slash", "tab\there", "line\nbreak\n",
-            "no final break\nx", "two\n\n", "del\u{7f}", "bom\u{feff}", "{x}", "[x]", "a,b",
-            "https://idp.acme.example", "ünïcödé", "*star", "&amp", "!tag", "%p", "@at", "`tick",
-            "|pipe", ">gt", "?q", "'single'",
+            "true",
+            "null",
+            "1.5",
+            "0x1f",
+            "2026-01-01",
+            "12:30",
+            "- x",
+            "a: b",
+            "a #b",
+            "#x",
+            "",
+            " lead",
+            "trail ",
+            "quote\"d",
+            "back\\slash",
+            "tab\there",
+            "line\nbreak\n",
+            "no final break\nx",
+            "two\n\n",
+            "del\u{7f}",
+            "bom\u{feff}",
+            "{x}",
+            "[x]",
+            "a,b",
+            "https://idp.acme.example",
+            "ünïcödé",
+            "*star",
+            "&amp",
+            "!tag",
+            "%p",
+            "@at",
+            "`tick",
+            "|pipe",
+            ">gt",
+            "?q",
+            "'single'",
         ] {
             let mut doc = parse_doc(EXAMPLE).unwrap();
             doc.description = Some(text.to_string());
@@ -435,7 +499,9 @@ mod tests {
     fn leading_comments_are_kept_and_others_counted() {
         let source = "# keep me\n\n# and me\n\npact: x # trailing\n# dropped\nversion: 1\nagent: a\ntier: low\nactions: { a: {} }\n";
         let formatted = format(source, Layout::Yaml).unwrap();
-        assert!(formatted.text.starts_with("# keep me\n\n# and me\npact: x\n"));
+        assert!(formatted
+            .text
+            .starts_with("# keep me\n\n# and me\npact: x\n"));
         assert_eq!(formatted.n_comments_dropped, 1);
     }
 

@@ -17,6 +17,9 @@
 //!   `irreversible`, because MCP's default for `destructiveHint` is true. Annotations are hints
 //!   from the server, so the header of the generated pact asks for a review.
 //! - The tool's `description` (else its `title`) is kept, and so are argument descriptions.
+//!   A string's `maxLength` (characters) becomes `max_bytes` of four times as many bytes, which
+//!   never refuses a string the tool accepts.
+//! - Besides the two result shapes, a bare list of tools or a single `Tool` object is accepted.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -110,15 +113,28 @@ pub fn import_tools(value: &Value, options: &ImportOptions) -> Result<Imported, 
         return Err(McpImportError::Rpc(message));
     }
     let result = value.get("result").unwrap_or(value);
-    let tools = result
-        .get("tools")
-        .and_then(Value::as_array)
-        .ok_or(McpImportError::NotToolsList)?;
+    // Besides the two shapes of a `tools/list` result, a bare list of tools or a single tool
+    // (as the schema's `Tool` examples are) is accepted.
+    let single;
+    let tools = match (result.get("tools"), result) {
+        (Some(Value::Array(tools)), _) => tools,
+        (None, Value::Array(tools)) => tools,
+        (None, Value::Object(tool))
+            if tool.contains_key("name") && tool.contains_key("inputSchema") =>
+        {
+            single = vec![result.clone()];
+            &single
+        }
+        _ => return Err(McpImportError::NotToolsList),
+    };
     if tools.len() > ACTIONS_MAX {
         return Err(McpImportError::TooManyTools(tools.len()));
     }
     let mut notes = Vec::new();
-    if result.get("nextCursor").is_some_and(|cursor| !cursor.is_null()) {
+    if result
+        .get("nextCursor")
+        .is_some_and(|cursor| !cursor.is_null())
+    {
         notes.push(ImportNote {
             tool: None,
             arg: None,
@@ -223,7 +239,12 @@ fn import_tool(name: &str, tool: &Value, notes: &mut Vec<ImportNote>) -> ActionD
         ..ActionDoc::default()
     };
     let Some(schema) = tool.get("inputSchema").and_then(Value::as_object) else {
-        note(notes, name, None, "no `inputSchema` object: imported with no arguments");
+        note(
+            notes,
+            name,
+            None,
+            "no `inputSchema` object: imported with no arguments",
+        );
         return action;
     };
     let (properties, required) = collect_properties(name, schema, notes);
@@ -426,6 +447,12 @@ fn import_arg(property: &Value) -> Result<(ArgFull, Vec<String>), String> {
     };
     match type_name {
         "string" => {
+            // `maxLength` counts characters; a character is at most 4 bytes in UTF-8, so this
+            // bound never refuses a string the tool accepts.
+            arg.max_bytes = property
+                .get("maxLength")
+                .and_then(Value::as_u64)
+                .and_then(|n_chars| n_chars.checked_mul(4));
             if let Some(values) = &enum_values {
                 match strings_only(values) {
                     Some(values) if !values.is_empty() => arg.allowed = Some(values),
@@ -444,7 +471,8 @@ fn import_arg(property: &Value) -> Result<(ArgFull, Vec<String>), String> {
             arg.min = integral_bound(property, "minimum", "exclusiveMinimum", 1, &mut arg_notes);
             arg.max = integral_bound(property, "maximum", "exclusiveMaximum", -1, &mut arg_notes);
             if enum_values.is_some() {
-                arg_notes.push("an `enum` of numbers is not kept (pact enums are strings)".to_string());
+                arg_notes
+                    .push("an `enum` of numbers is not kept (pact enums are strings)".to_string());
             }
         }
         "boolean" => arg.arg_type = ArgType::Bool,
@@ -468,9 +496,7 @@ fn import_arg(property: &Value) -> Result<(ArgFull, Vec<String>), String> {
                         "arrays of `{other}` are not supported (only of strings or integers)"
                     ))
                 }
-                None => {
-                    return Err("an array without an `items` type is not supported".to_string())
-                }
+                None => return Err("an array without an `items` type is not supported".to_string()),
             };
             arg_notes.push("an array becomes a set: order and duplicates are not kept".to_string());
         }
@@ -515,7 +541,9 @@ fn integral_bound(
     match bound.and_then(|bound| bound.checked_add(offset)) {
         Some(bound) => Some(bound),
         None => {
-            arg_notes.push(format!("`{key}` ({value}) is not a whole number and is not kept"));
+            arg_notes.push(format!(
+                "`{key}` ({value}) is not a whole number and is not kept"
+            ));
             None
         }
     }
@@ -547,6 +575,7 @@ mod tests {
                 "notify": {"type": ["boolean", "null"]},
                 "tags": {"type": "array", "items": {"type": "string"}},
                 "reason": {"enum": ["damaged", "late"]},
+                "memo": {"type": "string", "maxLength": 10},
                 "address": {"type": "object"},
                 "bad-name": {"type": "string"}
             }, "required": ["order_id", "amount", "count", "address"]}
@@ -560,21 +589,48 @@ mod tests {
         assert_eq!(refund.reversibility, Reversibility::Irreversible);
         assert_eq!(refund.description.as_deref(), Some("Refund an order"));
         assert_eq!(refund.args["order_id"], ArgDoc::Type(ArgType::String));
-        let ArgDoc::Full(amount) = &refund.args["amount"] else { panic!("amount") };
-        assert_eq!((amount.arg_type, amount.min, amount.required), (ArgType::Long, Some(0), true));
-        let ArgDoc::Full(count) = &refund.args["count"] else { panic!("count") };
+        let ArgDoc::Full(amount) = &refund.args["amount"] else {
+            panic!("amount")
+        };
+        assert_eq!(
+            (amount.arg_type, amount.min, amount.required),
+            (ArgType::Long, Some(0), true)
+        );
+        let ArgDoc::Full(count) = &refund.args["count"] else {
+            panic!("count")
+        };
         assert_eq!(count.max, Some(9));
-        let ArgDoc::Full(notify) = &refund.args["notify"] else { panic!("notify") };
+        let ArgDoc::Full(notify) = &refund.args["notify"] else {
+            panic!("notify")
+        };
         assert_eq!((notify.arg_type, notify.required), (ArgType::Bool, false));
-        let ArgDoc::Full(tags) = &refund.args["tags"] else { panic!("tags") };
+        let ArgDoc::Full(tags) = &refund.args["tags"] else {
+            panic!("tags")
+        };
         assert_eq!(tags.arg_type, ArgType::SetString);
-        let ArgDoc::Full(reason) = &refund.args["reason"] else { panic!("reason") };
-        assert_eq!(reason.allowed, Some(vec!["damaged".to_string(), "late".to_string()]));
+        let ArgDoc::Full(reason) = &refund.args["reason"] else {
+            panic!("reason")
+        };
+        assert_eq!(
+            reason.allowed,
+            Some(vec!["damaged".to_string(), "late".to_string()])
+        );
+        let ArgDoc::Full(memo) = &refund.args["memo"] else {
+            panic!("memo")
+        };
+        assert_eq!(memo.max_bytes, Some(40));
         assert!(!refund.args.contains_key("address"));
         assert!(!refund.args.contains_key("bad-name"));
         let messages: Vec<String> = imported.notes.iter().map(ToString::to_string).collect();
-        assert!(messages.iter().any(|m| m.contains("`address`") && m.contains("objects are not supported") && m.contains("required")), "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("`amount`") && m.contains("non-integer")));
+        assert!(
+            messages.iter().any(|m| m.contains("`address`")
+                && m.contains("objects are not supported")
+                && m.contains("required")),
+            "{messages:?}"
+        );
+        assert!(messages
+            .iter()
+            .any(|m| m.contains("`amount`") && m.contains("non-integer")));
         let text = imported.to_yaml().unwrap();
         let checked = crate::check(&text);
         assert!(checked.pact.is_some(), "{text}\n{:?}", checked.diagnostics);
@@ -588,8 +644,23 @@ mod tests {
             import_tools(&error, &options()),
             Err(McpImportError::Rpc("no such method".to_string()))
         );
-        assert_eq!(import_tools(&json!([1]), &options()), Err(McpImportError::NotToolsList));
-        assert_eq!(import_tools(&json!({"tools": []}), &options()), Err(McpImportError::NoTools));
+        assert_eq!(
+            import_tools(&json!({"result": 1}), &options()),
+            Err(McpImportError::NotToolsList)
+        );
+        assert_eq!(
+            import_tools(&json!({"name": "x"}), &options()),
+            Err(McpImportError::NotToolsList)
+        );
+        let single = json!({"name": "x", "inputSchema": {"type": "object"}});
+        assert_eq!(
+            import_tools(&single, &options()).map(|imported| imported.doc.actions.len()),
+            Ok(1)
+        );
+        assert_eq!(
+            import_tools(&json!({"tools": []}), &options()),
+            Err(McpImportError::NoTools)
+        );
         assert_eq!(
             import_tools(&json!({"tools": [{"title": "nameless"}]}), &options()),
             Err(McpImportError::NoTools)

@@ -256,7 +256,10 @@ mod tests {
         assert_eq!(alias.code, "yaml");
         assert_eq!(alias.position, Position { line: 2, col: 4 });
         let bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\n";
-        assert_eq!(parse(bomb).unwrap_err().message, "aliases are not allowed in a pact");
+        assert_eq!(
+            parse(bomb).unwrap_err().message,
+            "aliases are not allowed in a pact"
+        );
         let big = "a: ".to_string() + &"x".repeat(PACT_BYTES_MAX);
         assert_eq!(parse(&big).unwrap_err().code, "too-large");
     }

@@ -129,7 +129,10 @@ fn every_position_is_inside_the_file() {
         let lines: Vec<&str> = text.lines().collect();
         for diagnostic in pact::check_bytes(text.as_bytes()).diagnostics {
             let position = diagnostic.position;
-            assert!(position.line >= 1 && position.col >= 1, "{input:?}: {diagnostic:?}");
+            assert!(
+                position.line >= 1 && position.col >= 1,
+                "{input:?}: {diagnostic:?}"
+            );
             let Some(line) = lines.get(position.line - 1) else {
                 // A position just past the last line is fine for "unexpected end of file".
                 assert_eq!(position.line, lines.len() + 1, "{input:?}: {diagnostic:?}");
@@ -152,9 +155,15 @@ fn condition_errors_point_inside_the_condition() {
         panic!("one diagnostic expected, got {diagnostics:?}")
     };
     assert_eq!(diagnostic.code, "cedar-type");
-    let line = source.lines().nth(diagnostic.position.line - 1).expect("line");
+    let line = source
+        .lines()
+        .nth(diagnostic.position.line - 1)
+        .expect("line");
     let at: String = line.chars().skip(diagnostic.position.col - 1).collect();
-    assert!(at.starts_with("context.args.amout_cents"), "points at {at:?}");
+    assert!(
+        at.starts_with("context.args.amout_cents"),
+        "points at {at:?}"
+    );
 }
 
 #[test]
@@ -192,8 +201,32 @@ fn truncated_and_garbled_pacts_never_panic() {
     }
     let lines: Vec<&str> = EXAMPLE.lines().collect();
     let noise = [
-        ":", "{", "}", "[", "]", "\"", "'", "#", "&a", "*a", "!", "|", ">", "-", "\t", " ", "\n",
-        "((", "&&", "context.", "\u{0}", "\u{202e}", "é", "-1", "99999999999999999999", "~",
+        ":",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        "'",
+        "#",
+        "&a",
+        "*a",
+        "!",
+        "|",
+        ">",
+        "-",
+        "\t",
+        " ",
+        "\n",
+        "((",
+        "&&",
+        "context.",
+        "\u{0}",
+        "\u{202e}",
+        "é",
+        "-1",
+        "99999999999999999999",
+        "~",
     ];
     let mut rng = Lcg(7);
     for _ in 0..400 {
@@ -257,11 +290,7 @@ fn deep_conditions_are_refused_not_overflowed() {
             .iter()
             .map(|diagnostic| diagnostic.code)
             .collect();
-        assert!(
-            codes == ["limit"],
-            "{}: {codes:?}",
-            &condition[..20]
-        );
+        assert!(codes == ["limit"], "{}: {codes:?}", &condition[..20]);
     }
     // Just under the operator limit, a type error deep in a chain is still found.
     let condition = format!("context.args.nope{}", ".a".repeat(60));
@@ -337,7 +366,9 @@ fn validate(schema: &Value, root: &Value, value: &Value, path: &str, problems: &
                 })
                 .count();
             if n_matching == 0 || (keyword == "oneOf" && n_matching > 1) {
-                problems.push(format!("{path}: {n_matching} alternatives of {keyword} match"));
+                problems.push(format!(
+                    "{path}: {n_matching} alternatives of {keyword} match"
+                ));
             }
         }
     }

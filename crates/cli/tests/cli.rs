@@ -1,0 +1,287 @@
+//! The `pactum` binary, run as a user would: in a temporary directory, checking exit codes,
+//! stdout and stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pactum(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pactum"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("pactum runs")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+mod pact_tools {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../examples/support-agent/pact.yaml");
+
+    const WARNS: &str = "pact: w\nversion: 1\nagent: a/b\ntier: low\nactions:\n  send: { reversibility: irreversible }\nrules:\n  - { id: sends, permit: send }\n";
+
+    const ERRS: &str = "pact: e\nversion: 1\nagent: a/b\ntier: low\nactions:\n  refund: { args: { amount_cents: long } }\nrules:\n  - { id: r, permit: refund, when: \"context.args.amout_cents < 5\" }\n";
+
+    fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("writable");
+        }
+        dir
+    }
+
+    #[test]
+    fn check_accepts_the_example() {
+        let dir = temp_with(&[("pact.yaml", EXAMPLE)]);
+        let output = pactum(dir.path(), &["pact", "check", "pact.yaml"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output), "");
+        assert_eq!(stderr(&output), "1 file checked: 0 errors, 0 warnings\n");
+    }
+
+    #[test]
+    fn check_reports_errors_and_warnings_with_positions() {
+        let dir = temp_with(&[("warns.yaml", WARNS), ("errs.yaml", ERRS)]);
+        let output = pactum(dir.path(), &["pact", "check", "warns.yaml", "errs.yaml"]);
+        assert_eq!(output.status.code(), Some(1));
+        let lines: Vec<String> = stdout(&output).lines().map(str::to_string).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("warns.yaml:6:3: warning[irreversible-unguarded]: "));
+        assert!(
+            lines[1].starts_with("errs.yaml:8:37: error[cedar-type]: "),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[1].contains("amout_cents"));
+        assert_eq!(stderr(&output), "2 files checked: 1 error, 1 warning\n");
+        // Warnings alone do not fail the check.
+        let output = pactum(dir.path(), &["pact", "check", "warns.yaml"]);
+        assert_eq!(output.status.code(), Some(0));
+    }
+
+    #[test]
+    fn check_prints_json_for_tools() {
+        let dir = temp_with(&[("errs.yaml", ERRS), ("ok.yaml", EXAMPLE)]);
+        let output = pactum(
+            dir.path(),
+            &["pact", "check", "--format", "json", "errs.yaml", "ok.yaml"],
+        );
+        assert_eq!(output.status.code(), Some(1));
+        let rows: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        assert_eq!(
+            rows,
+            serde_json::json!([{
+                "file": "errs.yaml",
+                "line": 8,
+                "col": 37,
+                "severity": "error",
+                "code": "cedar-type",
+                "message": rows[0]["message"],
+                "path": "/rules/0/when",
+            }])
+        );
+        let output = pactum(
+            dir.path(),
+            &["pact", "check", "--format", "json", "ok.yaml"],
+        );
+        assert_eq!(output.status.code(), Some(0));
+        assert_eq!(stdout(&output).trim(), "[]");
+    }
+
+    #[test]
+    fn check_names_unreadable_files_and_exits_2() {
+        let dir = temp_with(&[("ok.yaml", EXAMPLE)]);
+        std::fs::create_dir(dir.path().join("a-directory")).expect("mkdir");
+        let output = pactum(dir.path(), &["pact", "check", "missing.yaml", "ok.yaml"]);
+        assert_eq!(output.status.code(), Some(2));
+        assert!(stderr(&output).contains("cannot read `missing.yaml`"));
+        assert!(stderr(&output)
+            .ends_with("1 file checked: 0 errors, 0 warnings; 1 file could not be read\n"));
+        let output = pactum(dir.path(), &["pact", "check", "a-directory"]);
+        assert_eq!(output.status.code(), Some(2));
+        assert!(stderr(&output).contains("`a-directory`"));
+        // No file at all is a usage error.
+        let output = pactum(dir.path(), &["pact", "check"]);
+        assert_eq!(output.status.code(), Some(2));
+    }
+
+    #[test]
+    fn check_refuses_oversized_files_without_reading_them() {
+        let dir = temp_with(&[]);
+        let path = dir.path().join("huge.yaml");
+        // A sparse file: its size is over the limit, but nothing is written.
+        let file = std::fs::File::create(&path).expect("create");
+        file.set_len(10 * 1024 * 1024 * 1024).expect("set_len");
+        let output = pactum(dir.path(), &["pact", "check", "huge.yaml"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stdout(&output)
+                .starts_with("huge.yaml:1:1: error[too-large]: the file is 10737418240 bytes"),
+            "{}",
+            stdout(&output)
+        );
+    }
+
+    #[test]
+    fn check_reports_bad_encoding_and_yaml() {
+        let dir = temp_with(&[("bad.yaml", "pact: [\n")]);
+        std::fs::write(dir.path().join("latin1.yaml"), b"pact: caf\xe9\n").expect("write");
+        let output = pactum(dir.path(), &["pact", "check", "bad.yaml", "latin1.yaml"]);
+        assert_eq!(output.status.code(), Some(1));
+        let text = stdout(&output);
+        assert!(text.contains("bad.yaml:2:1: error[yaml]: "), "{text}");
+        assert!(
+            text.contains("latin1.yaml:1:10: error[encoding]: "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn fmt_check_write_and_stdout() {
+        let dir = temp_with(&[("pact.yaml", EXAMPLE), ("pact.json", "{\"pact\":\"j\",\"version\":1,\"agent\":\"a/b\",\"tier\":\"low\",\"actions\":{\"x\":{}}}")]);
+        let output = pactum(
+            dir.path(),
+            &["pact", "fmt", "--check", "pact.yaml", "pact.json"],
+        );
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(stdout(&output), "pact.yaml\npact.json\n");
+        let printed = pactum(dir.path(), &["pact", "fmt", "pact.yaml"]);
+        assert_eq!(printed.status.code(), Some(0));
+        // Printing changes nothing on disk.
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("pact.yaml")).expect("read"),
+            EXAMPLE
+        );
+        let output = pactum(
+            dir.path(),
+            &["pact", "fmt", "--write", "pact.yaml", "pact.json"],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let written = std::fs::read_to_string(dir.path().join("pact.yaml")).expect("read");
+        assert_eq!(written, stdout(&printed));
+        assert!(written.starts_with("# A customer-support agent"));
+        let json = std::fs::read_to_string(dir.path().join("pact.json")).expect("read");
+        assert!(json.starts_with("{\n  \"pact\": \"j\""), "{json}");
+        let output = pactum(
+            dir.path(),
+            &["pact", "fmt", "--check", "pact.yaml", "pact.json"],
+        );
+        assert_eq!(output.status.code(), Some(0));
+        assert_eq!(stdout(&output), "");
+        let output = pactum(dir.path(), &["pact", "check", "pact.yaml", "pact.json"]);
+        assert_eq!(output.status.code(), Some(0));
+    }
+
+    #[test]
+    fn fmt_refuses_malformed_files_and_warns_about_comments() {
+        let dir = temp_with(&[
+            ("bad.yaml", "pact: x\nversion: one\n"),
+            ("commented.yaml", "# header\npact: c\n# inner\nversion: 1\nagent: a/b\ntier: low\nactions: { x: {} }\n"),
+        ]);
+        let output = pactum(dir.path(), &["pact", "fmt", "--write", "bad.yaml"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stderr(&output).contains("bad.yaml:2:10: error[shape]"),
+            "{}",
+            stderr(&output)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("bad.yaml")).expect("read"),
+            "pact: x\nversion: one\n"
+        );
+        let output = pactum(dir.path(), &["pact", "fmt", "commented.yaml"]);
+        assert_eq!(output.status.code(), Some(0));
+        assert!(stdout(&output).starts_with("# header\npact: c\nversion: 1\n"));
+        assert!(stderr(&output).contains(
+            "commented.yaml: warning: 1 comment line after the leading comment block is dropped"
+        ));
+    }
+
+    #[test]
+    fn schema_is_json_for_the_pact_format() {
+        let dir = temp_with(&[]);
+        let output = pactum(dir.path(), &["pact", "schema"]);
+        assert_eq!(output.status.code(), Some(0));
+        let schema: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        assert_eq!(schema["title"], "PactDoc");
+        assert!(schema["properties"]["actions"]["description"].is_string());
+        assert!(schema["required"]
+            .as_array()
+            .is_some_and(|required| required.len() == 5));
+    }
+
+    #[test]
+    fn import_mcp_writes_a_pact_that_checks() {
+        let source = repo_root().join("testdata/mcp-schema/handmade/tools-list-2025-06-18.json");
+        let dir = temp_with(&[]);
+        std::fs::copy(&source, dir.path().join("tools.json")).expect("copy");
+        let output = pactum(
+            dir.path(),
+            &[
+                "pact",
+                "import-mcp",
+                "tools.json",
+                "--pact-id",
+                "orders",
+                "--agent",
+                "acme/orders",
+                "--tier",
+                "high",
+                "-o",
+                "orders.yaml",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert!(stderr(&output)
+            .contains("tools.json: warning: tool `refund_order`, argument `line_items`"));
+        assert!(stderr(&output).ends_with("3 actions imported from `tools.json`, 4 notes\n"));
+        let pact = std::fs::read_to_string(dir.path().join("orders.yaml")).expect("written");
+        assert!(
+            pact.contains("pact: orders\n")
+                && pact.contains("agent: acme/orders\n")
+                && pact.contains("tier: high\n")
+        );
+        assert!(pact.contains("  refund_order:\n"));
+        let output = pactum(dir.path(), &["pact", "check", "orders.yaml"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+        let output = pactum(dir.path(), &["pact", "fmt", "--check", "orders.yaml"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+        // To stdout, with defaults from the file name.
+        let output = pactum(dir.path(), &["pact", "import-mcp", "tools.json"]);
+        assert_eq!(output.status.code(), Some(0));
+        assert!(stdout(&output).contains("pact: tools\n"));
+    }
+
+    #[test]
+    fn import_mcp_reports_bad_input() {
+        let dir = temp_with(&[
+            ("broken.json", "{\"tools\": [\n"),
+            ("error.json", "{\"jsonrpc\": \"2.0\", \"id\": 1, \"error\": {\"code\": -32601, \"message\": \"Method not found\"}}"),
+        ]);
+        let output = pactum(dir.path(), &["pact", "import-mcp", "broken.json"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stderr(&output).starts_with("broken.json:2:0: error[json]: ")
+                || stderr(&output).starts_with("broken.json:2:1: error[json]: "),
+            "{}",
+            stderr(&output)
+        );
+        let output = pactum(dir.path(), &["pact", "import-mcp", "error.json"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr(&output).contains("the JSON-RPC response is an error: Method not found"));
+        let output = pactum(dir.path(), &["pact", "import-mcp", "absent.json"]);
+        assert_eq!(output.status.code(), Some(2));
+        assert!(stderr(&output).contains("cannot read `absent.json`"));
+    }
+}
