@@ -782,9 +782,10 @@ fn check_args(doc: &PactDoc, cx: &mut Cx<'_>) -> Vec<Vec<Arg>> {
                     }
                     if (full.min.is_some() || full.max.is_some()) && full.arg_type != ArgType::Long
                     {
+                        let field = if full.min.is_some() { "min" } else { "max" };
                         cx.error(
                             "arg",
-                            &arg_path,
+                            &format!("{arg_path}/{field}"),
                             "`min` and `max` apply to long arguments only",
                         );
                     }
@@ -792,7 +793,7 @@ fn check_args(doc: &PactDoc, cx: &mut Cx<'_>) -> Vec<Vec<Arg>> {
                         if min > max {
                             cx.error(
                                 "arg",
-                                &arg_path,
+                                &format!("{arg_path}/min"),
                                 format!("`min` ({min}) is greater than `max` ({max})"),
                             );
                         }
@@ -811,18 +812,19 @@ fn check_args(doc: &PactDoc, cx: &mut Cx<'_>) -> Vec<Vec<Arg>> {
             args.push(arg);
         }
         if let Some(bulk) = &action.bulk {
-            let bulk_arg = match bulk {
-                BulkDoc::Arg(arg) | BulkDoc::Full { arg, .. } => arg,
+            let (bulk_arg, bulk_path) = match bulk {
+                BulkDoc::Arg(arg) => (arg, format!("{path}/bulk")),
+                BulkDoc::Full { arg, .. } => (arg, format!("{path}/bulk/arg")),
             };
             match action.args.get(bulk_arg) {
                 None => cx.error(
                     "unknown-arg",
-                    &format!("{path}/bulk"),
+                    &bulk_path,
                     format!("bulk argument `{bulk_arg}` is not an argument of `{name}`"),
                 ),
                 Some(arg) if arg_type_of(arg) != ArgType::Long => cx.error(
                     "arg",
-                    &format!("{path}/bulk"),
+                    &bulk_path,
                     format!("bulk argument `{bulk_arg}` must be a `long`"),
                 ),
                 Some(_) => {}
@@ -1439,8 +1441,15 @@ fn compile_rules(
             let Some(condition) = condition else { continue };
             let path = format!("/rules/{rule_idx}/{name}");
             let text = policy_text(Effect::Permit, &scope, &[("when", condition)]);
-            // Where the condition starts in the probe policy, to map Cedar's byte offsets back.
-            let condition_start = text.find(condition.as_str());
+            // Where the condition starts in the probe policy (`policy_text` ends it with
+            // ` };`), to map Cedar's byte offsets back into the condition.
+            let condition_start = text
+                .len()
+                .checked_sub(condition.len() + " };".len())
+                .filter(|start| {
+                    text.get(*start..)
+                        .is_some_and(|rest| rest.starts_with(condition.as_str()))
+                });
             let in_condition = |offset: Option<usize>| {
                 let relative = offset?.checked_sub(condition_start?)?;
                 (relative < condition.len()).then_some(relative)

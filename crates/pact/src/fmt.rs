@@ -4,7 +4,8 @@
 //! so formatting twice gives the same text and formatting never changes the pact's digest:
 //!
 //! - fields in the order of the [`crate::syntax`] structs, map keys (action, argument, counter
-//!   names) sorted, fields at their default value left out;
+//!   names) sorted; optional fields left out when absent or at their default, except an
+//!   action's `reversibility` and `sensitivity`, which are always written so a reader sees them;
 //! - block style for the document and its sections; a map or list inside a section is written in
 //!   flow style (`{ a: b }`, `[a, b]`) when it fits on one line of [`LINE_CHARS_MAX`] characters
 //!   and holds no multi-line string; a top-level section holding only scalars (`canaries`,

@@ -39,7 +39,7 @@ impl Spans {
                 return *position;
             }
             match path.rfind('/') {
-                Some(idx) => path = &path[..idx],
+                Some(idx) => path = path.get(..idx).unwrap_or_default(),
                 None => return Position::start(),
             }
         }

@@ -520,12 +520,6 @@ fn mcp_examples_import_to_pacts_that_check() {
     for path in &examples {
         let value: Value =
             serde_json::from_str(&std::fs::read_to_string(path).expect("readable")).expect("json");
-        // Single `Tool` examples are wrapped into a result, as a server would send them.
-        let value = if value.get("name").is_some() {
-            serde_json::json!({ "tools": [value] })
-        } else {
-            value
-        };
         let imported = pact::mcp::import_tools(&value, &options)
             .unwrap_or_else(|err| panic!("{path:?}: {err}"));
         let text = imported.to_yaml().expect("formats");
