@@ -27,7 +27,7 @@ pub enum PactCommand {
     /// Exits 0 when every file is valid (warnings allowed), 1 when any has errors, 2 when a file
     /// cannot be read.
     Check(CheckArgs),
-    /// Rewrite pact files in the canonical layout.
+    /// Print pact files in the canonical layout, or rewrite them in place (`--write`).
     ///
     /// YAML files get block style with small leaf maps and lists in flow style (`{ a: b }`),
     /// fields in the order of the pact format, map keys sorted. `.json` files get pretty JSON.

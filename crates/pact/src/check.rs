@@ -527,9 +527,8 @@ fn build(doc: PactDoc, cx: &mut Cx<'_>) -> Option<Pact> {
             return None;
         }
     };
-    if has_errors(&cx.diagnostics) {
-        return None;
-    }
+    // Conditions are type-checked even when other parts have errors, so one run reports every
+    // problem; `compile_rules` stops before building policies if there are any.
     let compiled = compile_rules(&doc, &rules, &schema, cx)?;
     lint(&doc, &rules, cx);
 
@@ -1427,6 +1426,14 @@ fn compile_rules(
     cx: &mut Cx<'_>,
 ) -> Option<Compiled> {
     let validator = Validator::new(schema.clone());
+    // Conditions that already have an error (too long, unknown counter, no parse) are not
+    // type-checked again: Cedar would only repeat the problem.
+    let paths_with_errors: BTreeSet<String> = cx
+        .diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.severity == crate::diag::Severity::Error)
+        .map(|diagnostic| diagnostic.path.clone())
+        .collect();
     // Validate each condition alone first, so a type error points at the field it is in.
     for (rule_idx, (rule_doc, rule)) in doc.rules.iter().zip(rules).enumerate() {
         if rule.action_idxs.is_empty() {
@@ -1440,6 +1447,9 @@ fn compile_rules(
         ] {
             let Some(condition) = condition else { continue };
             let path = format!("/rules/{rule_idx}/{name}");
+            if paths_with_errors.contains(&path) {
+                continue;
+            }
             let text = policy_text(Effect::Permit, &scope, &[("when", condition)]);
             // Where the condition starts in the probe policy (`policy_text` ends it with
             // ` };`), to map Cedar's byte offsets back into the condition.
@@ -1616,7 +1626,13 @@ fn without_policy_name(message: &str) -> String {
 
 fn describe_validation(error: &cedar_policy::ValidationError) -> String {
     use miette::Diagnostic as _;
-    let mut message = without_policy_name(&one_line(&error.to_string()));
+    let mut message = without_policy_name(&one_line(&error.to_string()))
+        .replace(
+            "__cedar::internal::AnyEntity, or __cedar::internal::OpenRecord{}",
+            "an entity or a record",
+        )
+        .replace("__cedar::internal::AnyEntity", "an entity")
+        .replace("__cedar::internal::OpenRecord{}", "a record");
     if let Some(help) = error.help() {
         message.push_str(&format!(" ({})", one_line(&help.to_string())));
     }

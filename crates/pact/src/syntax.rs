@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A whole pact document.
+/// A pact: the versioned contract for one agent — what it may do (actions and rules), what it
+/// promises (obligations), and what happens when it breaks a promise. Check it with
+/// `pactum pact check`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PactDoc {
