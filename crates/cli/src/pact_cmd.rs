@@ -32,7 +32,7 @@ pub enum PactCommand {
     /// YAML files get block style with small leaf maps and lists in flow style (`{ a: b }`),
     /// fields in the order of the pact format, map keys sorted. `.json` files get pretty JSON.
     /// The leading comment block of a YAML file is kept; other comments are dropped (a warning
-    /// says how many).
+    /// says how many, and `--write` needs `--drop-comments` to drop them).
     Fmt(FmtArgs),
     /// Print the JSON Schema of the pact format, for editors (for example the YAML language
     /// server's `# yaml-language-server: $schema=...`).
@@ -73,6 +73,10 @@ pub struct FmtArgs {
     /// Rewrite the files in place.
     #[arg(long)]
     pub write: bool,
+    /// With `--write`, rewrite files even when comments after the leading comment block would be
+    /// lost (without it such files are left alone and reported).
+    #[arg(long, requires = "write")]
+    pub drop_comments: bool,
 }
 
 #[derive(Args, Debug)]
@@ -297,6 +301,21 @@ fn fmt(args: &FmtArgs) -> anyhow::Result<u8> {
                 continue;
             }
         };
+        let changed = formatted.text != text;
+        if args.write && changed && formatted.n_comments_dropped > 0 && !args.drop_comments {
+            eprintln!(
+                "{file}: error: {} after the leading comment block would be lost; move {} into \
+                 the leading block, or pass --drop-comments",
+                plural(formatted.n_comments_dropped, "comment line"),
+                if formatted.n_comments_dropped == 1 {
+                    "it"
+                } else {
+                    "them"
+                }
+            );
+            invalid = true;
+            continue;
+        }
         if formatted.n_comments_dropped > 0 {
             eprintln!(
                 "{file}: warning: {} after the leading comment block {} dropped by fmt",
@@ -308,7 +327,6 @@ fn fmt(args: &FmtArgs) -> anyhow::Result<u8> {
                 }
             );
         }
-        let changed = formatted.text != text;
         if args.check {
             if changed {
                 println!("{file}");

@@ -165,7 +165,14 @@ mod pact_tools {
         );
         let output = pactum(
             dir.path(),
-            &["pact", "fmt", "--write", "pact.yaml", "pact.json"],
+            &[
+                "pact",
+                "fmt",
+                "--write",
+                "--drop-comments",
+                "pact.yaml",
+                "pact.json",
+            ],
         );
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         let written = std::fs::read_to_string(dir.path().join("pact.yaml")).expect("read");
@@ -206,6 +213,32 @@ mod pact_tools {
         assert!(stderr(&output).contains(
             "commented.yaml: warning: 1 comment line after the leading comment block is dropped"
         ));
+        // Rewriting in place would lose the comment: refused unless asked for.
+        let before = std::fs::read_to_string(dir.path().join("commented.yaml")).expect("read");
+        let output = pactum(dir.path(), &["pact", "fmt", "--write", "commented.yaml"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr(&output)
+            .contains("1 comment line after the leading comment block would be lost"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("commented.yaml")).expect("read"),
+            before
+        );
+        let output = pactum(
+            dir.path(),
+            &[
+                "pact",
+                "fmt",
+                "--write",
+                "--drop-comments",
+                "commented.yaml",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let after = std::fs::read_to_string(dir.path().join("commented.yaml")).expect("read");
+        assert!(
+            after.starts_with("# header\n") && !after.contains("# inner"),
+            "{after}"
+        );
     }
 
     #[test]

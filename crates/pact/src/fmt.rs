@@ -16,7 +16,9 @@
 //!
 //! Comments: the leading comment block of the file (the `#` lines and blank lines before the
 //! first field) is kept verbatim. Other comments cannot be kept by re-emitting the document, so
-//! they are dropped, and [`Formatted::n_comments_dropped`] counts them so the caller can say so.
+//! they are dropped, and [`Formatted::n_comments_dropped`] counts them so the caller can say so
+//! (`pactum pact fmt --write` refuses to drop them without `--drop-comments`). Only full-line
+//! comments are counted; a comment at the end of a line is dropped without being counted.
 //!
 //! Before returning, the output is parsed back and compared with the input document: a layout
 //! bug shows up as [`FmtError::RoundTrip`], never as a silently different pact.
