@@ -4,13 +4,15 @@
 //! file to reformat); 2 usage or IO errors (a file that cannot be read or written).
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use pact::{Diagnostic, Severity};
+
+use crate::output::print_line;
 
 /// Arguments of `pactum pact`.
 #[derive(Args)]
@@ -138,6 +140,13 @@ pub fn run(args: PactArgs) -> ExitCode {
     }
 }
 
+/// Prints text that ends in a line break (or is empty), quietly ending on a closed pipe.
+fn print_text(text: &str) {
+    if !text.is_empty() {
+        print_line(text.strip_suffix('\n').unwrap_or(text));
+    }
+}
+
 /// Reads a file of at most `bytes_max` bytes, checking the size before reading and reading no
 /// more than the limit (the file may grow in between).
 fn read_limited(path: &Path, bytes_max: usize) -> anyhow::Result<Result<Vec<u8>, u64>> {
@@ -194,8 +203,6 @@ fn check(args: &CheckArgs) -> anyhow::Result<u8> {
     let mut n_warnings = 0;
     let mut n_unreadable = 0;
     let mut json_rows = Vec::new();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     for path in &args.files {
         let file = path.display().to_string();
         let diagnostics = match check_file(path) {
@@ -212,7 +219,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<u8> {
                 Severity::Warning => n_warnings += 1,
             }
             match args.format {
-                OutputFormat::Text => writeln!(out, "{}", diagnostic.render(&file))?,
+                OutputFormat::Text => print_line(diagnostic.render(&file)),
                 OutputFormat::Json => json_rows.push(serde_json::json!({
                     "file": file,
                     "line": diagnostic.position.line,
@@ -226,9 +233,8 @@ fn check(args: &CheckArgs) -> anyhow::Result<u8> {
         }
     }
     if args.format == OutputFormat::Json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&json_rows)?)?;
+        print_line(serde_json::to_string_pretty(&json_rows)?);
     }
-    out.flush()?;
     let unreadable = if n_unreadable > 0 {
         format!("; {} could not be read", plural(n_unreadable, "file"))
     } else {
@@ -329,7 +335,7 @@ fn fmt(args: &FmtArgs) -> anyhow::Result<u8> {
         }
         if args.check {
             if changed {
-                println!("{file}");
+                print_line(&file);
                 n_changed += 1;
             }
         } else if args.write {
@@ -339,7 +345,7 @@ fn fmt(args: &FmtArgs) -> anyhow::Result<u8> {
                 n_changed += 1;
             }
         } else {
-            print!("{}", formatted.text);
+            print_text(&formatted.text);
         }
     }
     if args.check || args.write {
@@ -366,12 +372,12 @@ fn fmt(args: &FmtArgs) -> anyhow::Result<u8> {
 /// `pactum pact test`, run by the guard's case runner in `decide_cmd`.
 fn pact_test(args: &crate::decide_cmd::PactTestArgs) -> anyhow::Result<u8> {
     let (n_passed, n_failed) = crate::decide_cmd::run_pact_test(args)?;
-    crate::output::print_line(format!("{n_passed} passed, {n_failed} failed"));
+    print_line(format!("{n_passed} passed, {n_failed} failed"));
     Ok(if n_failed > 0 { EXIT_INVALID } else { 0 })
 }
 
 fn schema() -> anyhow::Result<u8> {
-    println!("{}", serde_json::to_string_pretty(&pact::json_schema())?);
+    print_line(serde_json::to_string_pretty(&pact::json_schema())?);
     Ok(0)
 }
 
@@ -430,7 +436,7 @@ fn import_mcp(args: &ImportMcpArgs) -> anyhow::Result<u8> {
     match &args.output {
         Some(path) => std::fs::write(path, &text)
             .with_context(|| format!("cannot write `{}`", path.display()))?,
-        None => print!("{text}"),
+        None => print_text(&text),
     }
     eprintln!(
         "{} imported from `{input}`, {}",

@@ -242,6 +242,35 @@ mod pact_tools {
     }
 
     #[test]
+    fn a_closed_pipe_ends_quietly() {
+        use std::io::Read as _;
+        use std::process::Stdio;
+        let dir = temp_with(&[]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pactum"))
+            .args(["pact", "schema"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pactum runs");
+        // Close the reading end at once, as `| head -c0` would.
+        drop(child.stdout.take());
+        let status = child.wait().expect("exits");
+        let mut stderr_text = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr_text)
+            .expect("readable");
+        assert!(!stderr_text.contains("panicked"), "{stderr_text}");
+        assert!(
+            status.code() == Some(0) || status.code() == Some(141),
+            "{status:?}"
+        );
+    }
+
+    #[test]
     fn schema_is_json_for_the_pact_format() {
         let dir = temp_with(&[]);
         let output = pactum(dir.path(), &["pact", "schema"]);
