@@ -347,3 +347,231 @@ mod pact_tools {
         assert!(stderr(&output).contains("cannot read `absent.json`"));
     }
 }
+
+mod guard_cli {
+    use super::*;
+
+    fn example(path: &str) -> String {
+        repo_root()
+            .join("examples")
+            .join(path)
+            .display()
+            .to_string()
+    }
+
+    #[test]
+    fn every_example_passes_its_cases() {
+        let mut n_examples = 0;
+        for entry in std::fs::read_dir(repo_root().join("examples")).unwrap() {
+            let dir = entry.unwrap().path();
+            let (pact, cases) = (dir.join("pact.yaml"), dir.join("cases.yaml"));
+            if !pact.exists() || !cases.exists() {
+                continue;
+            }
+            n_examples += 1;
+            let output = pactum(&dir, &["pact", "test", "-q", "pact.yaml", "cases.yaml"]);
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "{}: {}{}",
+                dir.display(),
+                stdout(&output),
+                stderr(&output)
+            );
+            let summary = stdout(&output);
+            assert!(
+                summary.trim_end().ends_with(" passed, 0 failed"),
+                "{summary}"
+            );
+        }
+        assert!(n_examples >= 4, "only {n_examples} examples with cases");
+    }
+
+    #[test]
+    fn tau2_replays_every_allowed_action() {
+        let output = pactum(
+            &repo_root(),
+            &[
+                "pact",
+                "test",
+                "-q",
+                &example("tau2-retail/pact.yaml"),
+                &example("tau2-retail/cases.yaml"),
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+        // 550 replayed task actions plus setup and policy cases; none may fail.
+        let summary = stdout(&output);
+        let passed: usize = summary
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(passed >= 550, "{summary}");
+    }
+
+    #[test]
+    fn a_failing_case_fails_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cases.yaml"),
+            "cases:\n  - { name: refunds allowed?, request: { action: issue_refund, args: { order_id: o, amount_cents: 1 } }, expect: allow }\n  - { name: refunds denied, request: { action: issue_refund, args: { order_id: o, amount_cents: 1 } }, expect: deny, rules: [no-refunds] }\n",
+        )
+        .unwrap();
+        let output = pactum(
+            dir.path(),
+            &[
+                "pact",
+                "test",
+                &example("support-agent/pact.yaml"),
+                "cases.yaml",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(1));
+        let text = stdout(&output);
+        assert!(
+            text.contains("FAIL refunds allowed?: expected allow, got deny [no-refunds]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ok   refunds denied: deny [no-refunds]"),
+            "{text}"
+        );
+        assert!(text.trim_end().ends_with("1 passed, 1 failed"), "{text}");
+    }
+
+    #[test]
+    fn malformed_case_files_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, expected) in [
+            ("cases: [ { name: x, request: { action: answer_product_question, args: { question: q } }, expect: maybe } ]", "`expect` is `maybe`"),
+            ("cases: [ { name: x, request: { action: 5 }, expect: deny } ]", "malformed request at `action`"),
+            ("cases: [ { name: x, expect: deny, colour: red } ]", "unknown field `colour`"),
+            ("not_cases: []", "has no `cases` list"),
+            ("cases: [ {", "cases.yaml:"),
+        ] {
+            std::fs::write(dir.path().join("cases.yaml"), text).unwrap();
+            let output = pactum(dir.path(), &["pact", "test", &example("support-agent/pact.yaml"), "cases.yaml"]);
+            assert_ne!(output.status.code(), Some(0), "{text}");
+            let all = format!("{}{}", stdout(&output), stderr(&output));
+            assert!(all.contains(expected), "{text}: {all}");
+        }
+    }
+
+    #[test]
+    fn decide_prints_the_verdict_with_a_top_level_decision() {
+        let output = pactum(
+            &repo_root(),
+            &[
+                "decide",
+                "--pact",
+                &example("support-agent/pact.yaml"),
+                "--request",
+                &example("support-agent/requests/refund.json"),
+                "--at",
+                "2026-01-01T00:00:00Z",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let verdict: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(verdict["decision"], "deny");
+        assert_eq!(verdict["rules"], serde_json::json!(["no-refunds"]));
+        assert_eq!(verdict["at"], "2026-01-01T00:00:00.000Z");
+        assert!(verdict["pact"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"));
+    }
+
+    #[test]
+    fn decide_reads_standard_input_and_rejects_bad_requests() {
+        let run = |input: &str| {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_pactum"))
+                .args([
+                    "decide",
+                    "--pact",
+                    &example("support-agent/pact.yaml"),
+                    "--request",
+                    "-",
+                ])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        };
+        let ok = run(
+            r#"{"action": "answer_product_question", "args": {"question": "open on Sunday?"}}"#,
+        );
+        assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+        assert!(stdout(&ok).contains(r#""decision": "allow""#));
+        for (input, expected) in [
+            ("{", "not valid JSON"),
+            (
+                r#"{"action": "x", "surprise": 1}"#,
+                "unknown field `surprise`",
+            ),
+            (
+                r#"{"action": "x", "content": [{"source": "mars", "text": "hi"}]}"#,
+                "content[0].source is `mars`",
+            ),
+        ] {
+            let output = run(input);
+            assert_eq!(output.status.code(), Some(2), "{input}");
+            assert!(
+                stderr(&output).starts_with("error: "),
+                "{input}: {}",
+                stderr(&output)
+            );
+            assert!(
+                stderr(&output).contains(expected),
+                "{input}: {}",
+                stderr(&output)
+            );
+        }
+    }
+
+    #[test]
+    fn decide_refuses_a_pact_that_does_not_check() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pact.yaml"),
+            "pact: x\nversion: 1\nagent: a\ntier: low\nactions: {}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("req.json"), r#"{"action": "x"}"#).unwrap();
+        let output = pactum(
+            dir.path(),
+            &["decide", "--pact", "pact.yaml", "--request", "req.json"],
+        );
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            stderr(&output).contains("pact.yaml:5:10: error[empty]"),
+            "{}",
+            stderr(&output)
+        );
+    }
+
+    #[test]
+    fn bench_guard_reports_json_fields() {
+        let output = pactum(
+            &repo_root(),
+            &["bench", "guard", "--decisions", "2000", "--json"],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        for field in ["p50_us", "p99_us", "decisions_per_s"] {
+            assert!(report[field].as_f64().unwrap() > 0.0, "{field}");
+        }
+        assert_eq!(report["rules"], 100);
+        assert_eq!(report["canaries"], 1000);
+    }
+}
