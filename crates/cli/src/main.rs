@@ -1,6 +1,7 @@
 //! `pactum`: the command line and server binary. Arguments -> calls into the domain crates -> text or JSON.
 
 mod decide_cmd;
+mod ledger_cmd;
 mod wire;
 
 use std::process::ExitCode;
@@ -22,6 +23,11 @@ enum Command {
     /// Work with pact files.
     #[command(subcommand)]
     Pact(PactCommand),
+    /// The evidence log: append, get, proof, checkpoint, key, verify, export.
+    #[command(subcommand)]
+    Ledger(ledger_cmd::LedgerCommand),
+    /// Verify an exported bundle offline against the log's verifier key.
+    Verify(ledger_cmd::VerifyArgs),
     /// Measure Pactum's hot paths.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -37,6 +43,8 @@ enum PactCommand {
 enum BenchCommand {
     /// Guard decisions on one thread: a 100-rule pact with 1,000 canaries.
     Guard(decide_cmd::GuardBenchArgs),
+    /// Evidence log: durable appends, inclusion proofs, full verify, memory.
+    Ledger(ledger_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,8 +71,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Ledger(command) => ledger_cmd::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => ledger_cmd::verify_bundle(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchCommand::Guard(args)) => {
             decide_cmd::run_guard_bench(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Ledger(args)) => {
+            ledger_cmd::bench(args).map(|()| ExitCode::SUCCESS)
         }
     }
 }
