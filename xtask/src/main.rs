@@ -1,12 +1,14 @@
 //! Project automation: `cargo xtask <task>`. Tidy checks live in `tests/tidy.rs`.
 
+mod crash;
 mod tau2;
 
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
+        "crash-test" => crash::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "tau2-cases" => tau2::write_cases(&workspace_root()),
-        _ => anyhow::bail!("unknown task `{task}`; tasks: tau2-cases"),
+        _ => anyhow::bail!("unknown task `{task}`; tasks: crash-test, tau2-cases"),
     }
 }
 

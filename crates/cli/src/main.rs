@@ -1,6 +1,7 @@
 //! `pactum`: the command line and server binary. Arguments -> calls into the domain crates -> text or JSON.
 
 mod decide_cmd;
+mod ledger_cmd;
 mod output;
 mod pact_cmd;
 mod wire;
@@ -23,6 +24,11 @@ enum Command {
     Decide(decide_cmd::DecideArgs),
     /// Work with pact files: check, format, test, import; print the pact JSON Schema.
     Pact(pact_cmd::PactArgs),
+    /// The evidence log: append, get, proof, checkpoint, key, verify, export.
+    #[command(subcommand)]
+    Ledger(ledger_cmd::LedgerCommand),
+    /// Verify an exported bundle offline against the log's verifier key.
+    Verify(ledger_cmd::VerifyArgs),
     /// Measure Pactum's hot paths.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -32,6 +38,8 @@ enum Command {
 enum BenchCommand {
     /// Guard decisions on one thread: a 100-rule pact with 1,000 canaries.
     Guard(decide_cmd::GuardBenchArgs),
+    /// Evidence log: durable appends, inclusion proofs, full verify, memory.
+    Ledger(ledger_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,8 +58,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Decide(args) => decide_cmd::run_decide(args).map(|()| ExitCode::SUCCESS),
         Command::Pact(args) => Ok(pact_cmd::run(args)),
+        Command::Ledger(command) => ledger_cmd::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => ledger_cmd::verify_bundle(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchCommand::Guard(args)) => {
             decide_cmd::run_guard_bench(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Ledger(args)) => {
+            ledger_cmd::bench(args).map(|()| ExitCode::SUCCESS)
         }
     }
 }
