@@ -4,6 +4,7 @@ mod decide_cmd;
 mod ledger_cmd;
 mod output;
 mod pact_cmd;
+mod serve_cmd;
 mod wire;
 
 use std::process::ExitCode;
@@ -29,6 +30,11 @@ enum Command {
     Ledger(ledger_cmd::LedgerCommand),
     /// Verify an exported bundle offline against the log's verifier key.
     Verify(ledger_cmd::VerifyArgs),
+    /// Run the trust service: the HTTP API over the evidence log.
+    Serve(serve_cmd::ServeArgs),
+    /// API tokens: create, list, revoke (offline, in the data directory).
+    #[command(subcommand)]
+    Token(serve_cmd::TokenCommand),
     /// Measure Pactum's hot paths.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -60,6 +66,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pact(args) => Ok(pact_cmd::run(args)),
         Command::Ledger(command) => ledger_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => ledger_cmd::verify_bundle(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve_cmd::run_serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Token(command) => serve_cmd::run_token(command).map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchCommand::Guard(args)) => {
             decide_cmd::run_guard_bench(args).map(|()| ExitCode::SUCCESS)
         }

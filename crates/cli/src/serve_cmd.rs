@@ -1,0 +1,194 @@
+//! `pactum serve` and `pactum token create|list|revoke` (offline, against the data directory).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use server::{AppConfig, AppState, Limits};
+
+/// Default data directory, shared with `pactum ledger`.
+const DATA_DIR_DEFAULT: &str = "./pactum-data";
+/// Default listen address: loopback only, so a first run exposes nothing.
+const LISTEN_DEFAULT: &str = "127.0.0.1:7700";
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Data directory: evidence log, signing key, registry, admin token (created if missing).
+    #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
+    data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = LISTEN_DEFAULT, env = "PACTUM_LISTEN")]
+    listen: SocketAddr,
+    /// Register the example agent `acme/support-bot` with the example support-agent pact.
+    #[arg(long)]
+    demo: bool,
+}
+
+/// API tokens, managed offline in the data directory (the server picks changes up within
+/// 10 seconds; `POST /v1/tokens` does the same over the API).
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token and print its secret (shown once; only its SHA-256 is stored).
+    Create {
+        /// Data directory.
+        #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
+        data: PathBuf,
+        /// `admin`, `operator`, `agent` or `auditor`.
+        #[arg(long)]
+        role: String,
+        /// For `agent` tokens: the agent it may act as.
+        #[arg(long)]
+        agent: Option<String>,
+        /// A label, shown in listings and in records of what the token did.
+        #[arg(long)]
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (ids, names, roles; never secrets).
+    List {
+        /// Data directory.
+        #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
+        data: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id (`tok_...`).
+    Revoke {
+        /// Data directory.
+        #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
+        data: PathBuf,
+        /// The token id.
+        id: String,
+    },
+}
+
+pub fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let opened = AppState::open(AppConfig {
+        data_dir: args.data.clone(),
+        limits: Limits::default(),
+    })
+    .with_context(|| format!("opening data directory `{}`", args.data.display()))?;
+    let app = opened.app;
+    if args.demo {
+        server::demo::install(&app).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    let base = format!("http://{address}");
+    eprintln!(
+        "pactum serve: listening on {base} (data in {})",
+        args.data.display()
+    );
+    if let Some(token) = &opened.new_admin_token {
+        let token_file = args.data.join(server::ADMIN_TOKEN_FILE);
+        eprintln!(
+            "admin token (shown once; saved to {} with mode 0600):",
+            token_file.display()
+        );
+        println!("{token}");
+    }
+    if args.demo {
+        let agent = server::demo::DEMO_AGENT;
+        eprintln!("demo agent {agent}: public oracle at {base}/v1/oracle/{agent}");
+        eprintln!("try a decision:");
+        eprintln!(
+            "  curl -s {base}/v1/decide -H \"Authorization: Bearer $(cat {})\" -d '{{\"agent\": \"{agent}\", \"action\": \"issue_refund\", \"args\": {{\"order_id\": \"A-1\", \"amount_cents\": 1200}}}}'",
+            args.data.join(server::ADMIN_TOKEN_FILE).display()
+        );
+    }
+    server::serve(listener, app, server::shutdown_signal())
+        .await
+        .context("serving")?;
+    eprintln!("pactum serve: stopped; every acknowledged record is durable");
+    Ok(())
+}
+
+pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            data,
+            role,
+            agent,
+            name,
+            json,
+        } => {
+            server::tokens::check_token_spec(&role, agent.as_deref())
+                .map_err(anyhow::Error::msg)?;
+            if let Some(agent) = &agent {
+                server::agents::validate_agent_id(agent)
+                    .map_err(|err| anyhow::anyhow!(err.detail))?;
+            }
+            if name.is_empty() {
+                bail!("--name must not be empty");
+            }
+            let registry = open_registry(&data)?;
+            let (secret, row) =
+                registry.create_token(&name, &role, agent.as_deref(), server::wire::now_ms())?;
+            if json {
+                let mut value = server::tokens::token_json(&row);
+                value["token"] = serde_json::json!(secret);
+                crate::output::print_line(serde_json::to_string_pretty(&value)?);
+            } else {
+                eprintln!("created {} ({role}); the secret is shown once:", row.id);
+                crate::output::print_line(secret);
+            }
+        }
+        TokenCommand::List { data, json } => {
+            let rows = open_registry(&data)?.tokens()?;
+            if json {
+                let values: Vec<_> = rows.iter().map(server::tokens::token_json).collect();
+                crate::output::print_line(serde_json::to_string_pretty(&values)?);
+            } else {
+                for row in rows {
+                    let state = if row.revoked_ms.is_some() {
+                        "revoked"
+                    } else {
+                        "live"
+                    };
+                    crate::output::print_line(format!(
+                        "{}  {:<8}  {:<7}  {}{}",
+                        row.id,
+                        row.role,
+                        state,
+                        row.name,
+                        row.agent
+                            .map(|agent| format!(" (agent {agent})"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        TokenCommand::Revoke { data, id } => {
+            if !open_registry(&data)?.revoke_token(&id, server::wire::now_ms())? {
+                bail!("no live token `{id}`");
+            }
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+fn open_registry(data: &std::path::Path) -> anyhow::Result<server::registry::Registry> {
+    if !data.join(server::registry::REGISTRY_FILE).exists() {
+        bail!(
+            "`{}` holds no registry; run `pactum serve --data {}` once first",
+            data.display(),
+            data.display()
+        );
+    }
+    Ok(server::registry::Registry::open(data)?)
+}

@@ -1,0 +1,498 @@
+//! The application state: the evidence log, the registry, and per agent the active guard and
+//! its state behind one lock.
+//!
+//! **Halt ordering.** Every decision takes its agent's runtime lock for the guard call, and a
+//! halt sets the halt under the same lock before its request returns. So a decision that starts
+//! after a halt returned sees the halt. Guard counters and sessions live in memory only (they
+//! start empty after a restart); halts and restrictions are persisted in the registry and
+//! reloaded on start.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use guard::{Guard, Halt};
+use ledger::record::Record;
+use serde_json::{json, Value};
+use store::Log;
+
+use crate::auth::{Caller, Role};
+use crate::problem::ApiError;
+use crate::registry::{token_hash, ActiveRow, AgentRow, ControlsRow, Registry, RegistryError};
+use crate::wire::now_ms;
+
+/// How long a verified token is trusted from the in-memory cache before the registry is asked
+/// again (so a token revoked offline stops working within this time).
+pub const TOKEN_CACHE_SECS: u64 = 10;
+
+/// Limits on what callers may send.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body, in bytes (a pact upload is the largest legitimate body).
+    pub body_bytes_max: usize,
+    /// Most requests in one `POST /v1/decide/batch`.
+    pub batch_requests_max: usize,
+    /// Largest canonical `args` of one decision, in bytes (it must fit in one log record).
+    pub args_bytes_max: usize,
+    /// Longest reason or outcome detail, in bytes.
+    pub text_bytes_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes_max: pact::PACT_BYTES_MAX + 64 * 1024,
+            batch_requests_max: 256,
+            args_bytes_max: 48 * 1024,
+            text_bytes_max: 4 * 1024,
+        }
+    }
+}
+
+/// Everything `AppState::open` needs.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// The data directory: log, signing key, registry, admin token.
+    pub data_dir: PathBuf,
+    /// Caller limits.
+    pub limits: Limits,
+}
+
+/// The guard side of one agent: protected by one lock, taken by decide and by halt.
+pub struct Runtime {
+    /// The active pact's guard, `None` until a version is activated.
+    pub guard: Option<Arc<Guard>>,
+    /// The active version and its activation record.
+    pub active: Option<ActiveRow>,
+    /// Index of the active version's `pact` record.
+    pub pact_record_idx: u64,
+    /// Counters, sessions, halt, restrictions.
+    pub state: guard::State,
+    /// Decisions made (including restored counts).
+    pub n_decisions: u64,
+    /// Of those, `deny` and `halted`.
+    pub n_denials: u64,
+}
+
+/// One registered agent.
+pub struct AgentSlot {
+    /// Registry row (class and tier change).
+    pub info: Mutex<AgentRow>,
+    /// The guard and its state.
+    pub runtime: Mutex<Runtime>,
+}
+
+struct CachedCaller {
+    caller: Caller,
+    checked_at: Instant,
+}
+
+struct Inner {
+    config: AppConfig,
+    log: Log,
+    registry: Mutex<Registry>,
+    agents: RwLock<HashMap<String, Arc<AgentSlot>>>,
+    tokens: RwLock<HashMap<String, CachedCaller>>,
+    /// Serialises registry changes that also append records (register, upload, activate).
+    admin_lock: tokio::sync::Mutex<()>,
+    ready: AtomicBool,
+}
+
+/// Shared state of the server; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+/// Errors opening the state.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The evidence log.
+    #[error("evidence log: {0}")]
+    Store(#[from] store::StoreError),
+    /// The registry.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A stored pact no longer checks.
+    #[error("stored pact `{agent}` version {version} does not check: {reason}")]
+    Pact {
+        /// The agent.
+        agent: String,
+        /// The version.
+        version: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Writing the admin token file.
+    #[error("admin token file `{path}`: {source}")]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// What opening a data directory created.
+pub struct Opened {
+    /// The state.
+    pub app: AppState,
+    /// The admin token, when this open created it (print it once).
+    pub new_admin_token: Option<String>,
+}
+
+/// The file holding the first admin token (mode 0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock is caught by the panic layer; the data under these locks
+    // stays consistent between statements, so continuing is safe.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Builds a guard for a stored or uploaded pact source.
+pub fn guard_from_source(source: &str) -> Result<Guard, String> {
+    let checked = pact::check(source);
+    let pact = checked.pact.ok_or_else(|| {
+        checked
+            .diagnostics
+            .iter()
+            .find(|diagnostic| diagnostic.severity == pact::Severity::Error)
+            .map(|diagnostic| diagnostic.render("pact"))
+            .unwrap_or_else(|| "invalid pact".to_string())
+    })?;
+    Guard::new(Arc::new(pact)).map_err(|err| err.to_string())
+}
+
+impl AppState {
+    /// Opens (or creates) the data directory: log, key, registry; reloads agents, their active
+    /// pacts, halts and restrictions; creates an admin token if there is no token at all.
+    pub fn open(config: AppConfig) -> Result<Opened, OpenError> {
+        let log = Log::open(&config.data_dir)?;
+        let registry = Registry::open(&config.data_dir)?;
+        let new_admin_token = if registry.tokens()?.is_empty() {
+            let (secret, _) =
+                registry.create_token("admin", Role::Admin.as_str(), None, now_ms())?;
+            write_private(&config.data_dir.join(ADMIN_TOKEN_FILE), &secret)?;
+            Some(secret)
+        } else {
+            None
+        };
+        let mut agents = HashMap::new();
+        for row in registry.agents()? {
+            let runtime = Runtime {
+                guard: None,
+                active: None,
+                pact_record_idx: 0,
+                state: guard::State::new(),
+                n_decisions: 0,
+                n_denials: 0,
+            };
+            agents.insert(
+                row.id.clone(),
+                Arc::new(AgentSlot {
+                    info: Mutex::new(row),
+                    runtime: Mutex::new(runtime),
+                }),
+            );
+        }
+        let pacts = registry.pacts()?;
+        for (agent, active) in registry.actives()? {
+            let Some(slot) = agents.get(&agent) else {
+                continue;
+            };
+            let Some(row) = pacts
+                .iter()
+                .find(|row| row.agent == agent && row.version == active.version)
+            else {
+                continue;
+            };
+            let guard = guard_from_source(&row.source).map_err(|reason| OpenError::Pact {
+                agent: agent.clone(),
+                version: active.version,
+                reason,
+            })?;
+            let mut runtime = lock(&slot.runtime);
+            runtime.guard = Some(Arc::new(guard));
+            runtime.pact_record_idx = row.record_idx;
+            runtime.active = Some(active);
+        }
+        for (agent, controls) in registry.controls()? {
+            let Some(slot) = agents.get(&agent) else {
+                continue;
+            };
+            let mut runtime = lock(&slot.runtime);
+            if let Some((by, reason, at_ms)) = controls.halt {
+                runtime.state.set_halt(Halt { by, reason, at_ms });
+            }
+            for category in &controls.restricted {
+                runtime.state.restrict(category);
+            }
+        }
+        for (agent, n_decisions, n_denials) in registry.stats()? {
+            if let Some(slot) = agents.get(&agent) {
+                let mut runtime = lock(&slot.runtime);
+                runtime.n_decisions = n_decisions;
+                runtime.n_denials = n_denials;
+            }
+        }
+        let app = AppState {
+            inner: Arc::new(Inner {
+                config,
+                log,
+                registry: Mutex::new(registry),
+                agents: RwLock::new(agents),
+                tokens: RwLock::new(HashMap::new()),
+                admin_lock: tokio::sync::Mutex::new(()),
+                ready: AtomicBool::new(true),
+            }),
+        };
+        Ok(Opened {
+            app,
+            new_admin_token,
+        })
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.config.data_dir
+    }
+
+    /// The evidence log.
+    pub fn log(&self) -> &Log {
+        &self.inner.log
+    }
+
+    /// The registry, locked. Never take an agent's runtime lock while holding this.
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        lock(&self.inner.registry)
+    }
+
+    /// Serialises admin changes.
+    pub async fn admin_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.admin_lock.lock().await
+    }
+
+    /// Whether the server takes requests (false while shutting down).
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::SeqCst)
+    }
+
+    /// Marks the server as shutting down (`/readyz` answers 503).
+    pub fn set_not_ready(&self) {
+        self.inner.ready.store(false, Ordering::SeqCst);
+    }
+
+    /// The agent, or 404 `unknown-agent`.
+    pub fn agent(&self, id: &str) -> Result<Arc<AgentSlot>, ApiError> {
+        self.inner
+            .agents
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::not_found("unknown-agent", format!("no agent `{id}` is registered"))
+            })
+    }
+
+    /// Every agent, by id.
+    pub fn agent_ids(&self) -> Vec<String> {
+        let agents = self
+            .inner
+            .agents
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut ids: Vec<String> = agents.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Adds a registered agent to memory.
+    pub fn add_agent(&self, row: AgentRow) -> Arc<AgentSlot> {
+        let slot = Arc::new(AgentSlot {
+            info: Mutex::new(row.clone()),
+            runtime: Mutex::new(Runtime {
+                guard: None,
+                active: None,
+                pact_record_idx: 0,
+                state: guard::State::new(),
+                n_decisions: 0,
+                n_denials: 0,
+            }),
+        });
+        self.inner
+            .agents
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(row.id, Arc::clone(&slot));
+        slot
+    }
+
+    /// The caller for a bearer token, `None` if unknown or revoked.
+    pub fn authenticate(&self, token: &str) -> Result<Option<Caller>, ApiError> {
+        let hash = token_hash(token);
+        {
+            let tokens = self
+                .inner
+                .tokens
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(cached) = tokens.get(&hash) {
+                if cached.checked_at.elapsed() < Duration::from_secs(TOKEN_CACHE_SECS) {
+                    return Ok(Some(cached.caller.clone()));
+                }
+            }
+        }
+        let row = self.registry().token_by_hash(&hash)?;
+        let mut tokens = self
+            .inner
+            .tokens
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(row) = row else {
+            tokens.remove(&hash);
+            return Ok(None);
+        };
+        let Some(role) = Role::parse(&row.role) else {
+            return Err(ApiError::internal(format!(
+                "token {} has unknown role `{}`",
+                row.id, row.role
+            )));
+        };
+        let caller = Caller {
+            token_id: row.id,
+            name: row.name,
+            role,
+            agent: row.agent,
+        };
+        tokens.insert(
+            hash,
+            CachedCaller {
+                caller: caller.clone(),
+                checked_at: Instant::now(),
+            },
+        );
+        Ok(Some(caller))
+    }
+
+    /// Forgets cached tokens (after a revocation through the API).
+    pub fn forget_cached_tokens(&self) {
+        self.inner
+            .tokens
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+
+    /// Appends records and waits until they are durable; returns their indexes.
+    pub async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>, ApiError> {
+        self.inner
+            .log
+            .append_async(records)
+            .await
+            .map_err(|_| ApiError::unavailable("the log writer dropped the reply"))?
+            .map_err(ApiError::from)
+    }
+
+    /// Appends one record; returns its index once durable.
+    pub async fn append_one(&self, record: Record) -> Result<u64, ApiError> {
+        let indexes = self.append(vec![record]).await?;
+        indexes
+            .first()
+            .copied()
+            .ok_or_else(|| ApiError::internal("the log returned no index"))
+    }
+
+    /// Persists halt and restrictions of an agent from its runtime (called with the runtime
+    /// lock held, so the persisted state matches what decisions see).
+    pub fn persist_controls(&self, agent: &str, state: &guard::State) -> Result<(), ApiError> {
+        let controls = ControlsRow {
+            halt: state
+                .halt()
+                .map(|halt| (halt.by.clone(), halt.reason.clone(), halt.at_ms)),
+            restricted: state.restricted().map(str::to_string).collect(),
+        };
+        self.registry().set_controls(agent, &controls)?;
+        Ok(())
+    }
+
+    /// Saves decision counts; called at shutdown.
+    pub fn save_stats(&self) -> Result<(), RegistryError> {
+        for id in self.agent_ids() {
+            let Ok(slot) = self.agent(&id) else { continue };
+            let (n_decisions, n_denials) = {
+                let runtime = lock(&slot.runtime);
+                (runtime.n_decisions, runtime.n_denials)
+            };
+            self.registry().set_stats(&id, n_decisions, n_denials)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every acknowledged append is durable: appends are acknowledged only after
+    /// their batch commits, so this only has to wait for in-flight requests (axum's graceful
+    /// shutdown does) and then save the counts.
+    pub fn shutdown(&self) -> Result<(), RegistryError> {
+        self.set_not_ready();
+        self.save_stats()
+    }
+}
+
+/// Locks an agent's runtime.
+pub fn lock_runtime(slot: &AgentSlot) -> MutexGuard<'_, Runtime> {
+    lock(&slot.runtime)
+}
+
+/// Locks an agent's registry row.
+pub fn lock_info(slot: &AgentSlot) -> MutexGuard<'_, AgentRow> {
+    lock(&slot.info)
+}
+
+/// A log record of `kind` about `agent` at `ts_ms` with extra members.
+pub fn make_record(
+    kind: &str,
+    agent: &str,
+    ts_ms: u64,
+    members: Value,
+) -> Result<Record, ApiError> {
+    let mut value = json!({ "kind": kind, "agent": agent, "ts": ts_ms });
+    if let (Some(object), Value::Object(extra)) = (value.as_object_mut(), members) {
+        for (name, member) in extra {
+            object.insert(name, member);
+        }
+    }
+    Record::from_value(&value).map_err(|err| {
+        ApiError::unprocessable(
+            "unrecordable",
+            format!("the record cannot be stored: {err}"),
+        )
+    })
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), OpenError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let to_error = |source| OpenError::TokenFile {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(to_error)?;
+    file.write_all(format!("{text}\n").as_bytes())
+        .map_err(to_error)?;
+    file.sync_all().map_err(to_error)
+}

@@ -1,0 +1,288 @@
+//! `POST /v1/decide`, `POST /v1/decide/batch` and `POST /v1/outcomes`. A verdict is appended to
+//! the evidence log (group commit) before it is answered, and the answer names its record index.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use guard::{ContentSource, Decision};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::app::{lock_runtime, make_record, AgentSlot, AppState};
+use crate::auth::{Caller, Role};
+use crate::json::{json_response, ApiJson};
+use crate::problem::ApiError;
+use crate::wire::{now_ms, verdict_json, RequestWire};
+
+/// Roles that may ask for decisions and report outcomes (agent tokens: for their own agent).
+pub const DECIDE_ROLES: &[Role] = &[Role::Admin, Role::Agent];
+/// The outcome statuses an agent runtime may report.
+pub const OUTCOME_STATUSES: [&str; 3] = ["succeeded", "failed", "cancelled"];
+
+/// One request, checked and ready for the guard.
+struct Prepared {
+    agent: String,
+    slot: Arc<AgentSlot>,
+    request: guard::Request,
+    /// What the record keeps of the request: args in full, secrets and content as digests.
+    request_member: Value,
+}
+
+fn sha256_hex(text: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+fn source_name(source: ContentSource) -> &'static str {
+    match source {
+        ContentSource::User => "user",
+        ContentSource::Tool => "tool",
+        ContentSource::Document => "document",
+        ContentSource::Output => "output",
+    }
+}
+
+fn prepare(app: &AppState, caller: &Caller, value: &Value) -> Result<Prepared, ApiError> {
+    let wire = RequestWire::from_value(value)
+        .map_err(|err| ApiError::unprocessable("invalid-request", err.to_string()))?;
+    let agent = match (&wire.agent, &caller.agent) {
+        (Some(agent), _) | (None, Some(agent)) => agent.clone(),
+        (None, None) => {
+            return Err(ApiError::unprocessable(
+                "missing-agent",
+                "the request must name its `agent`",
+            ))
+        }
+    };
+    caller.require_for_agent(DECIDE_ROLES, &agent)?;
+    let slot = app.agent(&agent)?;
+    let mut request = wire
+        .into_request()
+        .map_err(|err| ApiError::unprocessable("invalid-request", err.to_string()))?;
+    request.agent = Some(agent.clone());
+    let content: Vec<Value> = request
+        .content
+        .iter()
+        .map(|item| {
+            json!({ "source": source_name(item.source), "sha256": sha256_hex(&item.text), "bytes": item.text.len() })
+        })
+        .collect();
+    let request_member = json!({
+        "action": request.action,
+        "args": Value::Object(request.args.clone()),
+        "session": request.session,
+        "principal": {
+            "id": request.principal.id,
+            "token_sha256": request.principal.token.as_deref().map(sha256_hex),
+        },
+        "content": content,
+    });
+    let canonical = ledger::jcs::canonicalize(&request_member).map_err(|err| {
+        ApiError::unprocessable(
+            "unrecordable",
+            format!("the request cannot be recorded: {err}"),
+        )
+    })?;
+    let limit = app.limits().args_bytes_max;
+    if canonical.len() > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request-too-large",
+            format!(
+                "the request's recorded form is {} bytes; the limit is {limit} bytes (args_bytes_max)",
+                canonical.len()
+            ),
+        ));
+    }
+    Ok(Prepared {
+        agent,
+        slot,
+        request,
+        request_member,
+    })
+}
+
+/// Decides under the agent's lock; returns the verdict's wire form and its record.
+fn decide_prepared(prepared: Prepared, now: u64) -> Result<(Value, ledger::Record), ApiError> {
+    let (verdict, pact_record_idx) = {
+        let mut runtime = lock_runtime(&prepared.slot);
+        let Some(guard) = runtime.guard.clone() else {
+            return Err(ApiError::conflict(
+                "no-active-pact",
+                format!(
+                    "agent `{}` has no active pact; upload and activate one",
+                    prepared.agent
+                ),
+            ));
+        };
+        let verdict = guard::decide(&guard, &prepared.request, &mut runtime.state, now);
+        runtime.n_decisions += 1;
+        if matches!(verdict.decision, Decision::Deny | Decision::Halted) {
+            runtime.n_denials += 1;
+        }
+        (verdict, runtime.pact_record_idx)
+    };
+    let verdict_value = verdict_json(&verdict);
+    let record = make_record(
+        "verdict",
+        &prepared.agent,
+        now,
+        json!({
+            "request": prepared.request_member,
+            "verdict": verdict_value,
+            "refs": [{ "rel": "pact", "index": pact_record_idx }],
+        }),
+    )
+    .map_err(ApiError::internal)?;
+    Ok((verdict_value, record))
+}
+
+/// `POST /v1/decide`.
+pub(crate) async fn decide(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(value): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let prepared = prepare(&app, &caller, &value)?;
+    let (mut verdict, record) = decide_prepared(prepared, now_ms())?;
+    verdict["record"] = json!(app.append_one(record).await?);
+    Ok(json_response(StatusCode::OK, verdict))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchBody {
+    requests: Vec<Value>,
+}
+
+/// `POST /v1/decide/batch`: every request is checked first (any problem refuses the whole
+/// batch, naming its `index`, with nothing decided), then decided in order and recorded in one
+/// append.
+pub(crate) async fn decide_batch(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<BatchBody>,
+) -> Result<Response, ApiError> {
+    caller.require(DECIDE_ROLES)?;
+    let limit = app.limits().batch_requests_max;
+    if body.requests.len() > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch-too-large",
+            format!(
+                "the batch has {} requests; the limit is {limit} (batch_requests_max)",
+                body.requests.len()
+            ),
+        ));
+    }
+    if body.requests.is_empty() {
+        return Err(ApiError::unprocessable(
+            "empty-batch",
+            "the batch has no requests",
+        ));
+    }
+    let mut prepared = Vec::with_capacity(body.requests.len());
+    for (idx, value) in body.requests.iter().enumerate() {
+        let item = prepare(&app, &caller, value).map_err(|mut err| {
+            err.detail = format!("requests[{idx}]: {}", err.detail);
+            let mut extensions = err.extensions.take().unwrap_or_else(|| json!({}));
+            extensions["index"] = json!(idx);
+            err.with_extensions(extensions)
+        })?;
+        prepared.push(item);
+    }
+    let now = now_ms();
+    let mut verdicts = Vec::with_capacity(prepared.len());
+    let mut records = Vec::with_capacity(prepared.len());
+    for item in prepared {
+        let (verdict, record) = decide_prepared(item, now)?;
+        verdicts.push(verdict);
+        records.push(record);
+    }
+    let indexes = app.append(records).await?;
+    for (verdict, record_idx) in verdicts.iter_mut().zip(indexes) {
+        verdict["record"] = json!(record_idx);
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "verdicts": verdicts }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutcomeBody {
+    /// Index of the verdict record.
+    verdict: u64,
+    status: String,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+/// `POST /v1/outcomes`: what happened after a decided call; references its verdict record.
+pub(crate) async fn outcome(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<OutcomeBody>,
+) -> Result<Response, ApiError> {
+    caller.require(DECIDE_ROLES)?;
+    if !OUTCOME_STATUSES.contains(&body.status.as_str()) {
+        return Err(ApiError::unprocessable(
+            "invalid-status",
+            format!(
+                "status `{}` is not one of succeeded, failed, cancelled",
+                body.status
+            ),
+        ));
+    }
+    let limit = app.limits().text_bytes_max;
+    if body
+        .detail
+        .as_ref()
+        .is_some_and(|detail| detail.len() > limit)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid-field",
+            format!("`detail` is over {limit} bytes"),
+        ));
+    }
+    let bytes = app.log().get(body.verdict).map_err(|err| match err {
+        store::StoreError::NotFound { .. } => ApiError::not_found(
+            "unknown-verdict",
+            format!("no record at index {}", body.verdict),
+        ),
+        other => ApiError::from(other),
+    })?;
+    let verdict_record =
+        ledger::Record::from_canonical_bytes(&bytes).map_err(ApiError::internal)?;
+    if verdict_record.kind() != "verdict" {
+        return Err(ApiError::unprocessable(
+            "not-a-verdict",
+            format!(
+                "record {} is a `{}`, not a verdict",
+                body.verdict,
+                verdict_record.kind()
+            ),
+        ));
+    }
+    let agent = verdict_record.agent().to_string();
+    caller.require_for_agent(DECIDE_ROLES, &agent)?;
+    let now = now_ms();
+    let record = make_record(
+        "outcome",
+        &agent,
+        now,
+        json!({
+            "status": body.status,
+            "detail": body.detail,
+            "refs": [{ "rel": "verdict", "index": body.verdict }],
+        }),
+    )?;
+    let record_idx = app.append_one(record).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        json!({ "agent": agent, "verdict": body.verdict, "status": body.status, "record": record_idx }),
+    ))
+}

@@ -1,0 +1,140 @@
+//! The trust service: `pactum serve`'s HTTP API on axum and tokio.
+//!
+//! [`AppState::open`] opens a data directory (evidence log, signing key, registry) and reloads
+//! agents, active pacts, halts and restrictions; [`router`] builds the `/v1` API over it;
+//! [`serve`] runs it until a shutdown signal, finishing in-flight requests. Wire types
+//! ([`wire`], the handlers' request bodies) are kept apart from the domain types of `guard`,
+//! `pact` and `ledger`. Every error is an RFC 9457 problem detail with a stable `code`
+//! ([`problem::ApiError`]); a panic in a handler is caught and answered with 500.
+//!
+//! Routes and the roles that may call them:
+//!
+//! | route | roles |
+//! |---|---|
+//! | `GET /healthz`, `GET /readyz`, `GET /v1/oracle/{agent}` | public |
+//! | `POST /v1/agents`, `PATCH /v1/agents/{id}`, `POST /v1/agents/{id}/pacts`, `POST /v1/agents/{id}/pacts/{version}/activate`, `/v1/tokens` | admin |
+//! | `GET /v1/agents` | admin, operator, auditor |
+//! | `GET /v1/agents/{id}`, `GET /v1/agents/{id}/pacts`, `GET /v1/agents/{id}/pacts/{version-or-digest}` | admin, operator, auditor, agent (itself) |
+//! | `POST /v1/agents/{id}/halt|resume|restrict|unrestrict` | admin, operator |
+//! | `POST /v1/decide`, `POST /v1/decide/batch`, `POST /v1/outcomes` | admin, agent (itself) |
+//! | `GET /v1/log/checkpoint` | every role |
+//! | `GET /v1/log/records/{idx}`, `.../proof`, `GET /v1/log/consistency` | admin, operator, auditor |
+//! | `POST /v1/log/bundle` | admin, auditor |
+
+pub mod agents;
+pub mod app;
+pub mod auth;
+pub mod decide;
+pub mod demo;
+pub mod evidence;
+pub mod json;
+pub mod problem;
+pub mod registry;
+pub mod tokens;
+pub mod wire;
+
+use std::any::Any;
+use std::future::Future;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::{any, delete, get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use app::{AppConfig, AppState, Limits, OpenError, Opened, ADMIN_TOKEN_FILE};
+use problem::ApiError;
+
+/// The API's routes, without state or layers (tests add routes before [`with_layers`]).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(evidence::healthz))
+        .route("/readyz", get(evidence::readyz))
+        .route("/v1/agents", post(agents::register).get(agents::list))
+        .route("/v1/agents/{*path}", any(agents::agent_path))
+        .route("/v1/decide", post(decide::decide))
+        .route("/v1/decide/batch", post(decide::decide_batch))
+        .route("/v1/outcomes", post(decide::outcome))
+        .route("/v1/log/checkpoint", get(evidence::checkpoint))
+        .route("/v1/log/records/{idx}", get(evidence::record))
+        .route("/v1/log/records/{idx}/proof", get(evidence::proof))
+        .route("/v1/log/consistency", get(evidence::consistency))
+        .route("/v1/log/bundle", post(evidence::bundle))
+        .route("/v1/oracle/{*agent}", get(evidence::oracle))
+        .route("/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Adds state and the cross-cutting layers: body limit and panic catching.
+pub fn with_layers(routes: Router<AppState>, app: AppState) -> Router {
+    let body_bytes_max = app.limits().body_bytes_max;
+    routes
+        .with_state(app)
+        .layer(DefaultBodyLimit::max(body_bytes_max))
+        .layer(CatchPanicLayer::custom(panic_response))
+}
+
+/// The whole API over `app`.
+pub fn router(app: AppState) -> Router {
+    with_layers(routes(), app)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found("no-such-route", format!("no route `{}`", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        format!("{method} is not allowed on `{}`", uri.path()),
+    )
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    axum::response::IntoResponse::into_response(ApiError::internal(format!(
+        "a handler panicked: {message}"
+    )))
+}
+
+/// Runs the API on `listener` until `shutdown` resolves; then stops accepting, finishes
+/// in-flight requests (each acknowledged only after its records are durable) and saves the
+/// decision counts.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let serving = app.clone();
+    axum::serve(listener, router(serving))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    app.shutdown().map_err(std::io::Error::other)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,440 @@
+//! The registry: agents, pact versions, the active version, API tokens (SHA-256 hashes only),
+//! halts and restrictions, in `registry.sqlite` next to the evidence log.
+//!
+//! The registry is the server's current view; the evidence log is the history. Every change
+//! an operator makes here is also appended to the log by the caller. Halts and restrictions
+//! are written with `synchronous=FULL` before the halt request returns, so they survive a
+//! crash and are reloaded on start.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+/// File name of the registry database inside the data directory.
+pub const REGISTRY_FILE: &str = "registry.sqlite";
+/// Prefix of every API token, so leaked tokens are easy to scan for.
+pub const TOKEN_PREFIX: &str = "pct_";
+
+/// Errors of the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// SQLite failed.
+    #[error("registry sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Reading random bytes failed.
+    #[error("reading /dev/urandom: {0}")]
+    Random(std::io::Error),
+    /// Stored data does not parse.
+    #[error("corrupt registry: {0}")]
+    Corrupt(String),
+}
+
+/// A registered agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRow {
+    /// Agent id (`owner/name`).
+    pub id: String,
+    /// Who answers for it.
+    pub owner: Option<String>,
+    /// Its class (`customer-support`, ...).
+    pub class: Option<String>,
+    /// Risk tier: `low`, `medium`, `high`, `critical`.
+    pub tier: String,
+    /// When it was registered, unix ms.
+    pub created_ms: u64,
+}
+
+/// One uploaded pact version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PactRow {
+    /// The agent.
+    pub agent: String,
+    /// The pact's own `version`.
+    pub version: u64,
+    /// `sha256:<hex>` of its canonical form.
+    pub digest: String,
+    /// The source as uploaded.
+    pub source: String,
+    /// When, unix ms.
+    pub uploaded_ms: u64,
+    /// Index of its `pact` record in the evidence log.
+    pub record_idx: u64,
+}
+
+/// The active pact version of an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveRow {
+    /// Active version.
+    pub version: u64,
+    /// Index of the `pact_activated` record.
+    pub record_idx: u64,
+}
+
+/// An API token as stored (the secret itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// Public id (`tok_...`), used to list and revoke.
+    pub id: String,
+    /// A label.
+    pub name: String,
+    /// `admin`, `operator`, `agent` or `auditor`.
+    pub role: String,
+    /// For `agent` tokens, the one agent they may act as.
+    pub agent: Option<String>,
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// When created, unix ms.
+    pub created_ms: u64,
+    /// When revoked, unix ms.
+    pub revoked_ms: Option<u64>,
+}
+
+/// Halt and restrictions of one agent, as persisted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControlsRow {
+    /// `(by, reason, at_ms)` when halted.
+    pub halt: Option<(String, String, u64)>,
+    /// Restricted action categories.
+    pub restricted: Vec<String>,
+}
+
+/// The registry database.
+pub struct Registry {
+    conn: Connection,
+}
+
+/// SHA-256 of a token, lowercase hex: what is stored and looked up.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn random_hex(n_bytes: usize) -> Result<String, RegistryError> {
+    use std::io::Read as _;
+    let mut bytes = vec![0u8; n_bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| file.read_exact(&mut bytes))
+        .map_err(RegistryError::Random)?;
+    Ok(hex::encode(bytes))
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Registry {
+    /// Opens (or creates) the registry in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, RegistryError> {
+        Self::open_file(&dir.join(REGISTRY_FILE))
+    }
+
+    /// Opens (or creates) the registry at `path`.
+    pub fn open_file(path: &Path) -> Result<Self, RegistryError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS agents (
+                id TEXT PRIMARY KEY, owner TEXT, class TEXT, tier TEXT NOT NULL,
+                created_ms INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS pacts (
+                agent TEXT NOT NULL, version INTEGER NOT NULL, digest TEXT NOT NULL,
+                source TEXT NOT NULL, uploaded_ms INTEGER NOT NULL, record_idx INTEGER NOT NULL,
+                PRIMARY KEY (agent, version));
+             CREATE TABLE IF NOT EXISTS active (
+                agent TEXT PRIMARY KEY, version INTEGER NOT NULL, record_idx INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS tokens (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, agent TEXT,
+                hash TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL, revoked_ms INTEGER);
+             CREATE TABLE IF NOT EXISTS controls (
+                agent TEXT PRIMARY KEY, halt_by TEXT, halt_reason TEXT, halt_ms INTEGER,
+                restricted TEXT NOT NULL DEFAULT '[]');
+             CREATE TABLE IF NOT EXISTS stats (
+                agent TEXT PRIMARY KEY, n_decisions INTEGER NOT NULL, n_denials INTEGER NOT NULL);",
+        )?;
+        Ok(Self { conn })
+    }
+
+    /// Inserts an agent; `false` if the id is taken.
+    pub fn insert_agent(&self, agent: &AgentRow) -> Result<bool, RegistryError> {
+        let n_rows = self.conn.execute(
+            "INSERT OR IGNORE INTO agents (id, owner, class, tier, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![agent.id, agent.owner, agent.class, agent.tier, to_i64(agent.created_ms)],
+        )?;
+        Ok(n_rows == 1)
+    }
+
+    /// Updates class and tier of an agent.
+    pub fn update_agent(&self, agent: &AgentRow) -> Result<(), RegistryError> {
+        self.conn.execute(
+            "UPDATE agents SET class = ?2, tier = ?3 WHERE id = ?1",
+            params![agent.id, agent.class, agent.tier],
+        )?;
+        Ok(())
+    }
+
+    /// Every agent, by id.
+    pub fn agents(&self) -> Result<Vec<AgentRow>, RegistryError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, owner, class, tier, created_ms FROM agents ORDER BY id")?;
+        let rows = statement.query_map([], |row| {
+            Ok(AgentRow {
+                id: row.get(0)?,
+                owner: row.get(1)?,
+                class: row.get(2)?,
+                tier: row.get(3)?,
+                created_ms: to_u64(row.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores a pact version; `false` if this agent already has this version.
+    pub fn insert_pact(&self, pact: &PactRow) -> Result<bool, RegistryError> {
+        let n_rows = self.conn.execute(
+            "INSERT OR IGNORE INTO pacts (agent, version, digest, source, uploaded_ms, record_idx)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                pact.agent,
+                to_i64(pact.version),
+                pact.digest,
+                pact.source,
+                to_i64(pact.uploaded_ms),
+                to_i64(pact.record_idx)
+            ],
+        )?;
+        Ok(n_rows == 1)
+    }
+
+    /// Every pact version of every agent, by agent and version.
+    pub fn pacts(&self) -> Result<Vec<PactRow>, RegistryError> {
+        let mut statement = self.conn.prepare(
+            "SELECT agent, version, digest, source, uploaded_ms, record_idx FROM pacts ORDER BY agent, version",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(PactRow {
+                agent: row.get(0)?,
+                version: to_u64(row.get(1)?),
+                digest: row.get(2)?,
+                source: row.get(3)?,
+                uploaded_ms: to_u64(row.get(4)?),
+                record_idx: to_u64(row.get(5)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Sets the active version of `agent`.
+    pub fn set_active(&self, agent: &str, active: &ActiveRow) -> Result<(), RegistryError> {
+        self.conn.execute(
+            "INSERT INTO active (agent, version, record_idx) VALUES (?1, ?2, ?3)
+             ON CONFLICT(agent) DO UPDATE SET version = ?2, record_idx = ?3",
+            params![agent, to_i64(active.version), to_i64(active.record_idx)],
+        )?;
+        Ok(())
+    }
+
+    /// The active version of every agent that has one.
+    pub fn actives(&self) -> Result<Vec<(String, ActiveRow)>, RegistryError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT agent, version, record_idx FROM active")?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                ActiveRow {
+                    version: to_u64(row.get(1)?),
+                    record_idx: to_u64(row.get(2)?),
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Creates a token and returns its secret (shown once) with its row.
+    pub fn create_token(
+        &self,
+        name: &str,
+        role: &str,
+        agent: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(String, TokenRow), RegistryError> {
+        let secret = format!("{TOKEN_PREFIX}{}", random_hex(32)?);
+        let row = TokenRow {
+            id: format!("tok_{}", random_hex(6)?),
+            name: name.to_string(),
+            role: role.to_string(),
+            agent: agent.map(str::to_string),
+            hash: token_hash(&secret),
+            created_ms: now_ms,
+            revoked_ms: None,
+        };
+        self.conn.execute(
+            "INSERT INTO tokens (id, name, role, agent, hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![row.id, row.name, row.role, row.agent, row.hash, to_i64(now_ms)],
+        )?;
+        Ok((secret, row))
+    }
+
+    /// Every token, newest last.
+    pub fn tokens(&self) -> Result<Vec<TokenRow>, RegistryError> {
+        let mut statement = self.conn.prepare(
+            "SELECT id, name, role, agent, hash, created_ms, revoked_ms FROM tokens ORDER BY created_ms, id",
+        )?;
+        let rows = statement.query_map([], token_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The live (not revoked) token with this hash.
+    pub fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, role, agent, hash, created_ms, revoked_ms FROM tokens
+                 WHERE hash = ?1 AND revoked_ms IS NULL",
+                params![hash],
+                token_row,
+            )
+            .optional()?)
+    }
+
+    /// Revokes a token; `false` if no live token has this id.
+    pub fn revoke_token(&self, id: &str, now_ms: u64) -> Result<bool, RegistryError> {
+        let n_rows = self.conn.execute(
+            "UPDATE tokens SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
+            params![id, to_i64(now_ms)],
+        )?;
+        Ok(n_rows == 1)
+    }
+
+    /// Persists the halt and restrictions of `agent`.
+    pub fn set_controls(&self, agent: &str, controls: &ControlsRow) -> Result<(), RegistryError> {
+        let restricted = serde_json::to_string(&controls.restricted)
+            .map_err(|err| RegistryError::Corrupt(err.to_string()))?;
+        let (by, reason, at_ms) = match &controls.halt {
+            Some((by, reason, at_ms)) => (
+                Some(by.as_str()),
+                Some(reason.as_str()),
+                Some(to_i64(*at_ms)),
+            ),
+            None => (None, None, None),
+        };
+        self.conn.execute(
+            "INSERT INTO controls (agent, halt_by, halt_reason, halt_ms, restricted) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(agent) DO UPDATE SET halt_by = ?2, halt_reason = ?3, halt_ms = ?4, restricted = ?5",
+            params![agent, by, reason, at_ms, restricted],
+        )?;
+        Ok(())
+    }
+
+    /// The persisted halts and restrictions, by agent.
+    pub fn controls(&self) -> Result<Vec<(String, ControlsRow)>, RegistryError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT agent, halt_by, halt_reason, halt_ms, restricted FROM controls")?;
+        let rows = statement.query_map([], |row| {
+            let agent: String = row.get(0)?;
+            let by: Option<String> = row.get(1)?;
+            let reason: Option<String> = row.get(2)?;
+            let at_ms: Option<i64> = row.get(3)?;
+            let restricted: String = row.get(4)?;
+            Ok((agent, by, reason, at_ms, restricted))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (agent, by, reason, at_ms, restricted) = row?;
+            let restricted: Vec<String> = serde_json::from_str(&restricted).map_err(|err| {
+                RegistryError::Corrupt(format!("restrictions of `{agent}`: {err}"))
+            })?;
+            let halt = match (by, reason, at_ms) {
+                (Some(by), Some(reason), Some(at_ms)) => Some((by, reason, to_u64(at_ms))),
+                _ => None,
+            };
+            out.push((agent, ControlsRow { halt, restricted }));
+        }
+        Ok(out)
+    }
+
+    /// Saves decision and denial counts (written at shutdown, read at start).
+    pub fn set_stats(
+        &self,
+        agent: &str,
+        n_decisions: u64,
+        n_denials: u64,
+    ) -> Result<(), RegistryError> {
+        self.conn.execute(
+            "INSERT INTO stats (agent, n_decisions, n_denials) VALUES (?1, ?2, ?3)
+             ON CONFLICT(agent) DO UPDATE SET n_decisions = ?2, n_denials = ?3",
+            params![agent, to_i64(n_decisions), to_i64(n_denials)],
+        )?;
+        Ok(())
+    }
+
+    /// Saved counts by agent.
+    pub fn stats(&self) -> Result<Vec<(String, u64, u64)>, RegistryError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT agent, n_decisions, n_denials FROM stats")?;
+        let rows = statement.query_map([], |row| {
+            Ok((row.get(0)?, to_u64(row.get(1)?), to_u64(row.get(2)?)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        role: row.get(2)?,
+        agent: row.get(3)?,
+        hash: row.get(4)?,
+        created_ms: to_u64(row.get(5)?),
+        revoked_ms: row.get::<_, Option<i64>>(6)?.map(to_u64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_stored_hashed_and_revocable() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        let (secret, row) = registry.create_token("ci", "auditor", None, 5).unwrap();
+        assert!(secret.starts_with(TOKEN_PREFIX));
+        assert_ne!(row.hash, secret);
+        assert_eq!(
+            registry.token_by_hash(&token_hash(&secret)).unwrap(),
+            Some(row.clone())
+        );
+        assert!(registry.revoke_token(&row.id, 6).unwrap());
+        assert!(!registry.revoke_token(&row.id, 7).unwrap());
+        assert_eq!(registry.token_by_hash(&token_hash(&secret)).unwrap(), None);
+    }
+
+    #[test]
+    fn controls_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let controls = ControlsRow {
+            halt: Some(("ops".into(), "canary".into(), 9)),
+            restricted: vec!["refunds".into()],
+        };
+        Registry::open(dir.path())
+            .unwrap()
+            .set_controls("acme/bot", &controls)
+            .unwrap();
+        let reopened = Registry::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.controls().unwrap(),
+            vec![("acme/bot".to_string(), controls)]
+        );
+    }
+}
