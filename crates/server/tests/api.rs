@@ -1,0 +1,1187 @@
+//! The API through its router, in process (`tower::ServiceExt::oneshot`): the role table, bad
+//! input, the kill switch, evidence and restarts.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::routing::get;
+use serde_json::{json, Value};
+use server::auth::Role;
+use server::{AppConfig, AppState, Limits};
+use tower::ServiceExt as _;
+
+const PACT: &str = include_str!("../../../examples/support-agent/pact.yaml");
+const AGENT: &str = "acme/support-bot";
+const OTHER_AGENT: &str = "acme/other-bot";
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+    fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+async fn call_router(
+    router: axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Reply {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        content_type,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn call(app: &AppState, method: &str, uri: &str, token: Option<&str>, body: &str) -> Reply {
+    call_router(server::router(app.clone()), method, uri, token, body).await
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: AppState,
+    admin: String,
+    operator: String,
+    auditor: String,
+    agent: String,
+    other_agent: String,
+}
+
+fn open(dir: &Path, limits: Limits) -> (AppState, Option<String>) {
+    let opened = AppState::open(AppConfig {
+        data_dir: dir.to_path_buf(),
+        limits,
+    })
+    .unwrap();
+    (opened.app, opened.new_admin_token)
+}
+
+async fn setup(app: &AppState, admin: &str) {
+    for id in [AGENT, OTHER_AGENT] {
+        let reply = call(
+            app,
+            "POST",
+            "/v1/agents",
+            Some(admin),
+            &json!({ "id": id, "tier": "high" }).to_string(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    }
+    let reply = call(
+        app,
+        "POST",
+        &format!("/v1/agents/{AGENT}/pacts"),
+        Some(admin),
+        PACT,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let reply = call(
+        app,
+        "POST",
+        &format!("/v1/agents/{AGENT}/pacts/3/activate"),
+        Some(admin),
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+async fn token(app: &AppState, admin: &str, role: &str, agent: Option<&str>) -> String {
+    let reply = call(
+        app,
+        "POST",
+        "/v1/tokens",
+        Some(admin),
+        &json!({ "name": role, "role": role, "agent": agent }).to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    reply.json()["token"].as_str().unwrap().to_string()
+}
+
+async fn fixture_with(limits: Limits) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, admin) = open(dir.path(), limits);
+    let admin = admin.expect("a new data directory creates an admin token");
+    setup(&app, &admin).await;
+    let operator = token(&app, &admin, "operator", None).await;
+    let auditor = token(&app, &admin, "auditor", None).await;
+    let agent = token(&app, &admin, "agent", Some(AGENT)).await;
+    let other_agent = token(&app, &admin, "agent", Some(OTHER_AGENT)).await;
+    Fixture {
+        _dir: dir,
+        app,
+        admin,
+        operator,
+        auditor,
+        agent,
+        other_agent,
+    }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(Limits::default()).await
+}
+
+fn question() -> String {
+    json!({ "agent": AGENT, "action": "answer_product_question", "args": { "question": "size?" } })
+        .to_string()
+}
+
+async fn decide(app: &AppState, token: &str, body: &str) -> Reply {
+    call(app, "POST", "/v1/decide", Some(token), body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_checks_its_roles() {
+    let f = fixture().await;
+    let verdict = decide(&f.app, &f.admin, &question()).await;
+    assert_eq!(verdict.status, StatusCode::OK, "{}", verdict.text);
+    let verdict_idx = verdict.json()["record"].as_u64().unwrap();
+    let q = question();
+    let batch = json!({ "requests": [serde_json::from_str::<Value>(&q).unwrap()] }).to_string();
+    let outcome = json!({ "verdict": verdict_idx, "status": "succeeded" }).to_string();
+    let restrict = json!({ "reason": "review", "category": "refunds" }).to_string();
+    let reason = json!({ "reason": "drill" }).to_string();
+    let agent_path = format!("/v1/agents/{AGENT}");
+    // (method, path, body, roles allowed); `self` is an agent token bound to AGENT, `other` one
+    // bound to another agent, `public` needs no token at all.
+    let table: Vec<(&str, String, String, &[&str])> = vec![
+        ("GET", "/healthz".into(), String::new(), &["public"]),
+        ("GET", "/readyz".into(), String::new(), &["public"]),
+        (
+            "GET",
+            format!("/v1/oracle/{AGENT}"),
+            String::new(),
+            &["public"],
+        ),
+        (
+            "POST",
+            "/v1/agents".into(),
+            json!({ "id": "acme/new-bot" }).to_string(),
+            &["admin"],
+        ),
+        (
+            "GET",
+            "/v1/agents".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "GET",
+            agent_path.clone(),
+            String::new(),
+            &["admin", "operator", "auditor", "self"],
+        ),
+        (
+            "PATCH",
+            agent_path.clone(),
+            json!({ "tier": "high" }).to_string(),
+            &["admin"],
+        ),
+        (
+            "GET",
+            format!("{agent_path}/pacts"),
+            String::new(),
+            &["admin", "operator", "auditor", "self"],
+        ),
+        (
+            "GET",
+            format!("{agent_path}/pacts/3"),
+            String::new(),
+            &["admin", "operator", "auditor", "self"],
+        ),
+        (
+            "POST",
+            format!("{agent_path}/pacts"),
+            PACT.to_string(),
+            &["admin"],
+        ),
+        (
+            "POST",
+            format!("{agent_path}/pacts/3/activate"),
+            String::new(),
+            &["admin"],
+        ),
+        (
+            "POST",
+            format!("{agent_path}/restrict"),
+            restrict.clone(),
+            &["admin", "operator"],
+        ),
+        (
+            "POST",
+            format!("{agent_path}/unrestrict"),
+            restrict.clone(),
+            &["admin", "operator"],
+        ),
+        (
+            "POST",
+            format!("{agent_path}/halt"),
+            reason.clone(),
+            &["admin", "operator"],
+        ),
+        (
+            "POST",
+            format!("{agent_path}/resume"),
+            reason.clone(),
+            &["admin", "operator"],
+        ),
+        ("POST", "/v1/decide".into(), q.clone(), &["admin", "self"]),
+        ("POST", "/v1/decide/batch".into(), batch, &["admin", "self"]),
+        ("POST", "/v1/outcomes".into(), outcome, &["admin", "self"]),
+        (
+            "GET",
+            "/v1/log/checkpoint".into(),
+            String::new(),
+            &["admin", "operator", "auditor", "self", "other"],
+        ),
+        (
+            "GET",
+            "/v1/log/records/0".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "GET",
+            "/v1/log/records/0/proof".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "GET",
+            "/v1/log/consistency?old=1&new=2".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "POST",
+            "/v1/log/bundle".into(),
+            json!({ "agent": AGENT }).to_string(),
+            &["admin", "auditor"],
+        ),
+        ("GET", "/v1/tokens".into(), String::new(), &["admin"]),
+        (
+            "POST",
+            "/v1/tokens".into(),
+            json!({ "name": "n", "role": "auditor" }).to_string(),
+            &["admin"],
+        ),
+        (
+            "DELETE",
+            "/v1/tokens/tok_000000000000".into(),
+            String::new(),
+            &["admin"],
+        ),
+    ];
+    let callers: [(&str, Option<&str>); 6] = [
+        ("none", None),
+        ("admin", Some(&f.admin)),
+        ("operator", Some(&f.operator)),
+        ("auditor", Some(&f.auditor)),
+        ("self", Some(&f.agent)),
+        ("other", Some(&f.other_agent)),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body, allowed) in &table {
+        let allowed: BTreeSet<&str> = allowed.iter().copied().collect();
+        for (name, token) in callers {
+            let reply = call(&f.app, method, path, token, body).await;
+            let is_public = allowed.contains("public");
+            let ok = if is_public || allowed.contains(name) {
+                !matches!(
+                    reply.status,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                ) && !reply.status.is_server_error()
+            } else if token.is_none() {
+                reply.status == StatusCode::UNAUTHORIZED && reply.code() == "unauthenticated"
+            } else {
+                reply.status == StatusCode::FORBIDDEN && reply.code() == "forbidden"
+            };
+            if !ok {
+                failures.push(format!(
+                    "{method} {path} as {name}: {} {}",
+                    reply.status, reply.text
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "role table violations:\n{}",
+        failures.join("\n")
+    );
+    assert_eq!(
+        Role::ALL.len(),
+        4,
+        "a new role needs a column in this table"
+    );
+}
+
+/// (method, path, token, body, expected status, expected problem code)
+type BadCase<'a> = (
+    &'a str,
+    String,
+    Option<&'a str>,
+    String,
+    StatusCode,
+    &'a str,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_4xx_problem_never_a_500() {
+    let f = fixture_with(Limits {
+        body_bytes_max: 2 * 1024 * 1024,
+        batch_requests_max: 4,
+        ..Limits::default()
+    })
+    .await;
+    let a = Some(f.admin.as_str());
+    let long_reason = json!({ "reason": "x".repeat(5000) }).to_string();
+    let big_args = json!({ "agent": AGENT, "action": "answer_product_question", "args": { "question": "q".repeat(60_000) } }).to_string();
+    let batch5 =
+        json!({ "requests": vec![serde_json::from_str::<Value>(&question()).unwrap(); 5] })
+            .to_string();
+    let cases: Vec<BadCase> = vec![
+        (
+            "POST",
+            "/v1/decide".into(),
+            a,
+            "{not json".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+        ),
+        (
+            "POST",
+            "/v1/decide".into(),
+            a,
+            "{} trailing".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+        ),
+        (
+            "POST",
+            "/v1/decide".into(),
+            a,
+            "[1,2]".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-request",
+        ),
+        (
+            "POST",
+            "/v1/decide".into(),
+            a,
+            json!({ "agent": AGENT, "action": "x", "surprise": 1 }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-request",
+        ),
+        (
+            "POST",
+            "/v1/decide".into(),
+            a,
+            json!({ "agent": AGENT, "action": 7 }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-request",
+        ),
+        (
+            "POST",
+            "/v1/decide".into(),
+            a,
+            json!({ "action": "x" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing-agent",
+        ),
+        (
+            "POST",
+            "/v1/decide".into(),
+            a,
+            json!({ "agent": "acme/ghost", "action": "x" }).to_string(),
+            StatusCode::NOT_FOUND,
+            "unknown-agent",
+        ),
+        (
+            "POST",
+            "/v1/decide".into(),
+            a,
+            json!({ "agent": OTHER_AGENT, "action": "x" }).to_string(),
+            StatusCode::CONFLICT,
+            "no-active-pact",
+        ),
+        (
+            "POST",
+            "/v1/decide".into(),
+            a,
+            json!({ "agent": AGENT, "action": "x", "args": { "n": 9007199254740993u64 } })
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unrecordable",
+        ),
+        (
+            "POST",
+            "/v1/decide".into(),
+            a,
+            big_args,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request-too-large",
+        ),
+        (
+            "POST",
+            "/v1/decide".into(),
+            a,
+            "x".repeat(3 * 1024 * 1024),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+        ),
+        (
+            "POST",
+            "/v1/decide".into(),
+            Some("pct_wrong"),
+            question(),
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        (
+            "POST",
+            "/v1/decide/batch".into(),
+            a,
+            batch5,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch-too-large",
+        ),
+        (
+            "POST",
+            "/v1/decide/batch".into(),
+            a,
+            json!({ "requests": [] }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "empty-batch",
+        ),
+        (
+            "POST",
+            "/v1/decide/batch".into(),
+            a,
+            json!({ "requests": [{ "agent": AGENT, "action": 1 }] }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-request",
+        ),
+        (
+            "POST",
+            "/v1/agents".into(),
+            a,
+            json!({ "id": "bad id" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-agent-id",
+        ),
+        (
+            "POST",
+            "/v1/agents".into(),
+            a,
+            json!({ "id": "acme/x", "tier": "extreme" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-tier",
+        ),
+        (
+            "POST",
+            "/v1/agents".into(),
+            a,
+            json!({ "id": "acme/x", "colour": "red" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+        ),
+        (
+            "POST",
+            "/v1/agents".into(),
+            a,
+            json!({ "id": AGENT }).to_string(),
+            StatusCode::CONFLICT,
+            "agent-exists",
+        ),
+        (
+            "GET",
+            "/v1/agents/acme/ghost".into(),
+            a,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "unknown-agent",
+        ),
+        (
+            "GET",
+            format!("/v1/agents/{AGENT}/pacts/99"),
+            a,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "unknown-pact-version",
+        ),
+        (
+            "GET",
+            format!("/v1/agents/{AGENT}/pacts/latest"),
+            a,
+            String::new(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-pact-ref",
+        ),
+        (
+            "POST",
+            format!("/v1/agents/{AGENT}/pacts/99/activate"),
+            a,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "unknown-pact-version",
+        ),
+        (
+            "POST",
+            format!("/v1/agents/{AGENT}/pacts"),
+            a,
+            PACT.replace("agent: acme/support-bot", "agent: acme/other-bot"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "pact-agent-mismatch",
+        ),
+        (
+            "POST",
+            format!("/v1/agents/{AGENT}/pacts"),
+            a,
+            PACT.replace("tier: high", "tier: high\ncolour: red"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "pact-invalid",
+        ),
+        (
+            "POST",
+            format!("/v1/agents/{AGENT}/pacts"),
+            a,
+            PACT.replace(
+                "reason: \"refunds are decided by people\"",
+                "reason: \"people decide\"",
+            ),
+            StatusCode::CONFLICT,
+            "pact-version-exists",
+        ),
+        (
+            "POST",
+            format!("/v1/agents/{AGENT}/halt"),
+            a,
+            "{}".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+        ),
+        (
+            "POST",
+            format!("/v1/agents/{AGENT}/halt"),
+            a,
+            json!({ "reason": " " }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-reason",
+        ),
+        (
+            "POST",
+            format!("/v1/agents/{AGENT}/halt"),
+            a,
+            long_reason,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-reason",
+        ),
+        (
+            "POST",
+            format!("/v1/agents/{AGENT}/restrict"),
+            a,
+            json!({ "reason": "r" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing-category",
+        ),
+        (
+            "PUT",
+            format!("/v1/agents/{AGENT}/halt"),
+            a,
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+        ),
+        (
+            "PUT",
+            "/v1/decide".into(),
+            a,
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+        ),
+        (
+            "POST",
+            "/v1/outcomes".into(),
+            a,
+            json!({ "verdict": 0, "status": "succeeded" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not-a-verdict",
+        ),
+        (
+            "POST",
+            "/v1/outcomes".into(),
+            a,
+            json!({ "verdict": 99999, "status": "succeeded" }).to_string(),
+            StatusCode::NOT_FOUND,
+            "unknown-verdict",
+        ),
+        (
+            "POST",
+            "/v1/outcomes".into(),
+            a,
+            json!({ "verdict": 0, "status": "great" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-status",
+        ),
+        (
+            "GET",
+            "/v1/log/records/abc".into(),
+            a,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid-index",
+        ),
+        (
+            "GET",
+            "/v1/log/records/99999".into(),
+            a,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "record-not-found",
+        ),
+        (
+            "GET",
+            "/v1/log/records/99999/proof".into(),
+            a,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "record-not-found",
+        ),
+        (
+            "GET",
+            "/v1/log/consistency?old=5".into(),
+            a,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+        ),
+        (
+            "GET",
+            "/v1/log/consistency?old=5&new=2".into(),
+            a,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "bad-range",
+        ),
+        (
+            "GET",
+            "/v1/log/consistency?old=1&new=99999".into(),
+            a,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "record-not-found",
+        ),
+        (
+            "POST",
+            "/v1/log/bundle".into(),
+            a,
+            json!({ "agent": "acme/ghost" }).to_string(),
+            StatusCode::NOT_FOUND,
+            "unknown-agent",
+        ),
+        (
+            "POST",
+            "/v1/log/bundle".into(),
+            a,
+            json!({ "everything": true }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+        ),
+        (
+            "POST",
+            "/v1/tokens".into(),
+            a,
+            json!({ "name": "n", "role": "agent" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-role",
+        ),
+        (
+            "POST",
+            "/v1/tokens".into(),
+            a,
+            json!({ "name": "n", "role": "root" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-role",
+        ),
+        (
+            "GET",
+            "/v1/oracle/acme/ghost".into(),
+            None,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "unknown-agent",
+        ),
+        (
+            "GET",
+            "/v2/anything".into(),
+            None,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "no-such-route",
+        ),
+    ];
+    let size_before = f.app.log().size().unwrap();
+    let mut failures = Vec::new();
+    for (method, path, token, body, status, code) in cases {
+        let reply = call(&f.app, method, &path, token, &body).await;
+        if reply.status != status
+            || reply.code() != code
+            || reply.content_type != "application/problem+json"
+        {
+            failures.push(format!(
+                "{method} {path}: want {status} {code}, got {} {} ({})",
+                reply.status,
+                reply.text.chars().take(300).collect::<String>(),
+                reply.content_type
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        f.app.log().size().unwrap(),
+        size_before,
+        "refused requests write nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pact_diagnostics_carry_line_and_column() {
+    let f = fixture().await;
+    let broken = PACT.replace(
+        "context.args.amount_cents <= 5000",
+        "context.args.amout_cents <= 5000",
+    );
+    let reply = call(
+        &f.app,
+        "POST",
+        &format!("/v1/agents/{AGENT}/pacts"),
+        Some(&f.admin),
+        &broken,
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.text
+    );
+    let diagnostics = reply.json()["diagnostics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let cedar = diagnostics
+        .iter()
+        .find(|d| d["code"] == "cedar-type")
+        .expect("a cedar-type diagnostic");
+    let line = PACT
+        .lines()
+        .position(|line| line.contains("context.args.amount_cents"))
+        .unwrap()
+        + 1;
+    assert_eq!(cedar["line"], json!(line));
+    assert!(cedar["col"].as_u64().unwrap() > 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdicts_are_in_the_log_before_the_answer_and_prove_inclusion() {
+    let f = fixture().await;
+    let refund = json!({ "agent": AGENT, "action": "issue_refund", "args": { "order_id": "A-1", "amount_cents": 1200 }, "principal": { "id": "c-1", "token": "secret-jwt" } }).to_string();
+    let reply = decide(&f.app, &f.agent, &refund).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let verdict = reply.json();
+    assert_eq!(verdict["decision"], "deny");
+    assert_eq!(verdict["rules"], json!(["no-refunds"]));
+    let idx = verdict["record"].as_u64().unwrap();
+    assert!(
+        f.app.log().size().unwrap() > idx,
+        "acknowledged means durable"
+    );
+    let record = call(
+        &f.app,
+        "GET",
+        &format!("/v1/log/records/{idx}"),
+        Some(&f.auditor),
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(record["record"]["kind"], "verdict");
+    assert_eq!(record["record"]["verdict"]["decision"], "deny");
+    assert!(
+        !record["canonical"].as_str().unwrap().contains("secret-jwt"),
+        "tokens are recorded as digests"
+    );
+    let proof_text = call(
+        &f.app,
+        "GET",
+        &format!("/v1/log/records/{idx}/proof"),
+        Some(&f.auditor),
+        "",
+    )
+    .await
+    .text;
+    let proof = ledger::TlogProof::parse(&proof_text).unwrap();
+    proof
+        .verify(
+            record["canonical"].as_str().unwrap().as_bytes(),
+            f.app.log().verifier_key(),
+        )
+        .unwrap();
+    let tampered = record["canonical"]
+        .as_str()
+        .unwrap()
+        .replace("deny", "allow");
+    assert!(proof
+        .verify(tampered.as_bytes(), f.app.log().verifier_key())
+        .is_err());
+
+    let outcome = call(
+        &f.app,
+        "POST",
+        "/v1/outcomes",
+        Some(&f.agent),
+        &json!({ "verdict": idx, "status": "cancelled" }).to_string(),
+    )
+    .await;
+    assert_eq!(outcome.status, StatusCode::CREATED, "{}", outcome.text);
+    let outcome_idx = outcome.json()["record"].as_u64().unwrap();
+    let outcome_record = call(
+        &f.app,
+        "GET",
+        &format!("/v1/log/records/{outcome_idx}"),
+        Some(&f.admin),
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(
+        outcome_record["record"]["refs"],
+        json!([{ "rel": "verdict", "index": idx }])
+    );
+
+    let batch = json!({ "requests": [serde_json::from_str::<Value>(&question()).unwrap(), serde_json::from_str::<Value>(&refund).unwrap()] });
+    let reply = call(
+        &f.app,
+        "POST",
+        "/v1/decide/batch",
+        Some(&f.agent),
+        &batch.to_string(),
+    )
+    .await;
+    let verdicts = reply.json()["verdicts"].as_array().cloned().unwrap();
+    let decisions: Vec<&str> = verdicts
+        .iter()
+        .map(|v| v["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["allow", "deny"]);
+    assert_eq!(
+        verdicts[1]["record"].as_u64().unwrap(),
+        verdicts[0]["record"].as_u64().unwrap() + 1
+    );
+
+    let bundle = call(
+        &f.app,
+        "POST",
+        "/v1/log/bundle",
+        Some(&f.auditor),
+        &json!({ "agent": AGENT }).to_string(),
+    )
+    .await;
+    assert_eq!(bundle.status, StatusCode::OK);
+    let parsed = ledger::Bundle::from_json(bundle.text.as_bytes()).unwrap();
+    let summary = parsed.verify(f.app.log().verifier_key()).unwrap();
+    assert!(
+        summary.n_selected >= 6,
+        "registration, pact, activation, 3 verdicts, outcome: {summary:?}"
+    );
+
+    let consistency = call(
+        &f.app,
+        "GET",
+        "/v1/log/consistency?old=2&new=5",
+        Some(&f.auditor),
+        "",
+    )
+    .await
+    .json();
+    assert!(!consistency["proof"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oracle_is_public_and_counts_decisions() {
+    let f = fixture().await;
+    decide(&f.app, &f.agent, &question()).await;
+    decide(
+        &f.app,
+        &f.agent,
+        &json!({ "agent": AGENT, "action": "delete_customer" }).to_string(),
+    )
+    .await;
+    let oracle = call(&f.app, "GET", &format!("/v1/oracle/{AGENT}"), None, "")
+        .await
+        .json();
+    assert_eq!(oracle["status"], "active");
+    assert_eq!(oracle["counts"], json!({ "decisions": 2, "denials": 1 }));
+    assert!(oracle["pact"]["digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let rules = oracle["pact"]["summary"]["rules"].as_array().unwrap();
+    assert!(rules.iter().any(|rule| rule["summary"]
+        .as_str()
+        .unwrap()
+        .contains("forbids `issue_refund`")));
+    assert!(oracle["log"]["checkpoint"].as_str().unwrap().contains('\n'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restrictions_deny_their_category_until_lifted() {
+    let f = fixture().await;
+    let small_return = json!({ "agent": AGENT, "action": "initiate_return_request", "args": { "order_id": "A", "amount_cents": 100 } }).to_string();
+    assert_eq!(
+        decide(&f.app, &f.agent, &small_return).await.json()["decision"],
+        "allow"
+    );
+    let body = json!({ "reason": "returns spike", "category": "returns" }).to_string();
+    let reply = call(
+        &f.app,
+        "POST",
+        &format!("/v1/agents/{AGENT}/restrict"),
+        Some(&f.operator),
+        &body,
+    )
+    .await;
+    assert_eq!(reply.json()["status"], "restricted");
+    let denied = decide(&f.app, &f.agent, &small_return).await.json();
+    assert_eq!(denied["decision"], "deny");
+    assert_eq!(denied["rules"], json!(["pactum:restricted"]));
+    call(
+        &f.app,
+        "POST",
+        &format!("/v1/agents/{AGENT}/unrestrict"),
+        Some(&f.operator),
+        &body,
+    )
+    .await;
+    assert_eq!(
+        decide(&f.app, &f.agent, &small_return).await.json()["decision"],
+        "allow"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halts_and_restrictions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, admin) = open(dir.path(), Limits::default());
+    let admin = admin.unwrap();
+    setup(&app, &admin).await;
+    decide(&app, &admin, &question()).await;
+    let halt = call(
+        &app,
+        "POST",
+        &format!("/v1/agents/{AGENT}/halt"),
+        Some(&admin),
+        &json!({ "reason": "canary seen" }).to_string(),
+    )
+    .await;
+    assert_eq!(halt.status, StatusCode::OK, "{}", halt.text);
+    call(
+        &app,
+        "POST",
+        &format!("/v1/agents/{AGENT}/restrict"),
+        Some(&admin),
+        &json!({ "reason": "r", "category": "policy" }).to_string(),
+    )
+    .await;
+    app.shutdown().unwrap();
+    drop(app);
+
+    let (app, new_admin) = open(dir.path(), Limits::default());
+    assert!(new_admin.is_none(), "the admin token is created once");
+    let saved = std::fs::read_to_string(dir.path().join(server::ADMIN_TOKEN_FILE)).unwrap();
+    assert_eq!(saved.trim(), admin);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.path().join(server::ADMIN_TOKEN_FILE))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "admin.token is owner-only");
+    let verdict = decide(&app, &admin, &question()).await.json();
+    assert_eq!(verdict["decision"], "halted", "{verdict}");
+    let shown = call(
+        &app,
+        "GET",
+        &format!("/v1/agents/{AGENT}"),
+        Some(&admin),
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(shown["halt"]["reason"], "canary seen");
+    assert_eq!(shown["restricted"], json!(["policy"]));
+    assert_eq!(shown["decisions"], json!(2), "counts saved at shutdown");
+    call(
+        &app,
+        "POST",
+        &format!("/v1/agents/{AGENT}/resume"),
+        Some(&admin),
+        &json!({ "reason": "fixed" }).to_string(),
+    )
+    .await;
+    assert_eq!(
+        decide(&app, &admin, &question()).await.json()["decision"],
+        "allow"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_decision_started_after_a_halt_returned_is_allowed() {
+    let f = fixture().await;
+    let app = f.app.clone();
+    let token = f.agent.clone();
+    let halt_returned: std::sync::Arc<std::sync::Mutex<Option<Instant>>> = Default::default();
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let app = app.clone();
+        let token = token.clone();
+        let halt_returned = halt_returned.clone();
+        workers.push(tokio::spawn(async move {
+            let mut violations = 0;
+            let mut n_after = 0;
+            for _ in 0..150 {
+                let started = Instant::now();
+                let reply = decide(&app, &token, &question()).await.json();
+                let halted_before_start = halt_returned
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|at| at <= started);
+                if halted_before_start {
+                    n_after += 1;
+                    if reply["decision"] != "halted" {
+                        violations += 1;
+                    }
+                }
+            }
+            (violations, n_after)
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let reply = call(
+        &app,
+        "POST",
+        &format!("/v1/agents/{AGENT}/halt"),
+        Some(&f.operator),
+        &json!({ "reason": "drill" }).to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    *halt_returned.lock().unwrap() = Some(Instant::now());
+    let mut violations = 0;
+    let mut n_after = 0;
+    for worker in workers {
+        let (v, n) = worker.await.unwrap();
+        violations += v;
+        n_after += n;
+    }
+    assert_eq!(violations, 0);
+    assert!(n_after > 0, "some decisions started after the halt");
+}
+
+async fn boom() -> &'static str {
+    panic!("boom")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_answered_500_and_the_server_lives_on() {
+    let f = fixture().await;
+    let routes = server::routes().route("/boom", get(boom));
+    let router = server::with_layers(routes, f.app.clone());
+    let reply = call_router(router.clone(), "GET", "/boom", None, "").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.code(), "internal");
+    assert!(
+        !reply.text.contains("boom"),
+        "the cause is logged, not sent"
+    );
+    let health = call_router(router, "GET", "/healthz", None, "").await;
+    assert_eq!(health.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_tokens_stop_working_and_secrets_are_not_listed() {
+    let f = fixture().await;
+    let created = call(
+        &f.app,
+        "POST",
+        "/v1/tokens",
+        Some(&f.admin),
+        &json!({ "name": "ci", "role": "auditor" }).to_string(),
+    )
+    .await
+    .json();
+    let secret = created["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        call(&f.app, "GET", "/v1/log/checkpoint", Some(&secret), "")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let listed = call(&f.app, "GET", "/v1/tokens", Some(&f.admin), "")
+        .await
+        .text;
+    assert!(!listed.contains(&secret));
+    let id = created["id"].as_str().unwrap();
+    let revoked = call(
+        &f.app,
+        "DELETE",
+        &format!("/v1/tokens/{id}"),
+        Some(&f.admin),
+        "",
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert_eq!(
+        call(&f.app, "GET", "/v1/log/checkpoint", Some(&secret), "")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
