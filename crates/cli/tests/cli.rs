@@ -990,3 +990,187 @@ mod ledger_cli {
         );
     }
 }
+
+mod serve_cli {
+    use super::*;
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::TcpStream;
+    use std::process::{Child, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A running `pactum serve` on a free loopback port.
+    pub struct Server {
+        pub child: Child,
+        pub base: String,
+        pub admin_token: String,
+        pub stderr_lines: mpsc::Receiver<String>,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pactum"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pactum serve starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (sender, stderr_lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut base = String::new();
+        while base.is_empty() {
+            let line = stderr_lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("serve prints its address");
+            if let Some(rest) = line.strip_prefix("pactum serve: listening on ") {
+                base = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+        }
+        let admin_token = std::fs::read_to_string(data.join("admin.token"))
+            .expect("admin.token exists")
+            .trim()
+            .to_string();
+        Server {
+            child,
+            base,
+            admin_token,
+            stderr_lines,
+        }
+    }
+
+    /// One HTTP/1.1 request with `Connection: close`; returns status and body.
+    pub fn http(
+        base: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, String) {
+        let address = base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("server accepts");
+        let auth = token
+            .map(|token| format!("Authorization: Bearer {token}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("request written");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response read");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    pub fn terminate(server: &mut Server) -> std::process::ExitStatus {
+        let pid = server.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        server.child.wait().expect("serve exits")
+    }
+
+    #[test]
+    fn serve_demo_answers_and_stops_cleanly_on_sigterm() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("pactum-data");
+        let mut server = start(&data, &["--demo"]);
+        let (status, oracle) = http(&server.base, "GET", "/v1/oracle/acme/support-bot", None, "");
+        assert_eq!(status, 200, "{oracle}");
+        assert!(oracle.contains("\"status\":\"active\""), "{oracle}");
+        let refund = r#"{"agent": "acme/support-bot", "action": "issue_refund", "args": {"order_id": "A-1", "amount_cents": 1200}}"#;
+        let (status, verdict) = http(
+            &server.base,
+            "POST",
+            "/v1/decide",
+            Some(&server.admin_token),
+            refund,
+        );
+        assert_eq!(status, 200, "{verdict}");
+        assert!(verdict.contains("\"decision\":\"deny\""), "{verdict}");
+        let status = terminate(&mut server);
+        assert!(status.success(), "{status:?}");
+        let lines: Vec<String> = server.stderr_lines.try_iter().collect();
+        assert!(
+            lines.iter().any(|line| line.contains("stopped")),
+            "{lines:?}"
+        );
+        // A second start keeps the token, the agent and the log.
+        let log = store::Log::open(&data).unwrap();
+        assert!(log.size().unwrap() >= 4);
+    }
+
+    #[test]
+    fn token_commands_work_offline_on_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d");
+        let data_arg = data.to_str().unwrap();
+        let refused = pactum(dir.path(), &["token", "list", "--data", data_arg]);
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(stderr(&refused).contains("run `pactum serve"));
+        let mut server = start(&data, &[]);
+        terminate(&mut server);
+        let created = pactum(
+            dir.path(),
+            &[
+                "token", "create", "--data", data_arg, "--role", "auditor", "--name", "ci",
+            ],
+        );
+        assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+        let secret = stdout(&created).trim().to_string();
+        assert!(secret.starts_with("pct_"));
+        let bad = pactum(
+            dir.path(),
+            &[
+                "token", "create", "--data", data_arg, "--role", "agent", "--name", "x",
+            ],
+        );
+        assert_eq!(bad.status.code(), Some(2));
+        assert!(stderr(&bad).contains("needs the `agent`"));
+        let listed = stdout(&pactum(dir.path(), &["token", "list", "--data", data_arg]));
+        assert!(!listed.contains(&secret));
+        let id = listed
+            .lines()
+            .find(|line| line.contains(" ci"))
+            .and_then(|line| line.split_whitespace().next())
+            .expect("the new token is listed")
+            .to_string();
+        let revoked = pactum(dir.path(), &["token", "revoke", "--data", data_arg, &id]);
+        assert_eq!(revoked.status.code(), Some(0));
+        let listed = stdout(&pactum(dir.path(), &["token", "list", "--data", data_arg]));
+        assert!(listed
+            .lines()
+            .any(|line| line.starts_with(&id) && line.contains("revoked")));
+        let mut server = start(&data, &[]);
+        let (status, _) = http(&server.base, "GET", "/v1/log/checkpoint", Some(&secret), "");
+        assert_eq!(status, 401, "a revoked token is refused");
+        terminate(&mut server);
+    }
+}

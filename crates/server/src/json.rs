@@ -66,7 +66,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// A JSON response with a status.
+/// A JSON response with a status; the body ends with a newline so `curl` output reads well.
 pub fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
-    (status, axum::Json(value)).into_response()
+    let mut response = (status, format!("{value}\n")).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -115,7 +115,7 @@ impl IntoResponse for ApiError {
 
 /// A problem-detail response from a prepared body.
 pub fn problem_response(status: StatusCode, body: Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+    let mut response = (status, format!("{body}\n")).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
