@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use store::Log;
 
 use crate::auth::{Caller, Role};
+use crate::observe::{record_event, Metrics, RecordEvent, EVENTS_BUFFERED_MAX};
 use crate::problem::ApiError;
 use crate::registry::{token_hash, ActiveRow, AgentRow, ControlsRow, Registry, RegistryError};
 use crate::wire::now_ms;
@@ -38,6 +39,8 @@ pub struct Limits {
     pub args_bytes_max: usize,
     /// Longest reason or outcome detail, in bytes.
     pub text_bytes_max: usize,
+    /// Requests per second each token may make (a bucket of one second's worth); 0: no limit.
+    pub token_requests_per_s: u32,
 }
 
 impl Default for Limits {
@@ -47,6 +50,7 @@ impl Default for Limits {
             batch_requests_max: 256,
             args_bytes_max: 48 * 1024,
             text_bytes_max: 4 * 1024,
+            token_requests_per_s: 100_000,
         }
     }
 }
@@ -98,6 +102,15 @@ struct Inner {
     /// Serialises registry changes that also append records (register, upload, activate).
     admin_lock: tokio::sync::Mutex<()>,
     ready: AtomicBool,
+    events: tokio::sync::broadcast::Sender<Arc<RecordEvent>>,
+    metrics: Metrics,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+/// A token bucket of one token id.
+struct Bucket {
+    available: f64,
+    refilled_at: Instant,
 }
 
 /// Shared state of the server; cheap to clone.
@@ -249,6 +262,9 @@ impl AppState {
                 tokens: RwLock::new(HashMap::new()),
                 admin_lock: tokio::sync::Mutex::new(()),
                 ready: AtomicBool::new(true),
+                events: tokio::sync::broadcast::channel(EVENTS_BUFFERED_MAX).0,
+                metrics: Metrics::default(),
+                buckets: Mutex::new(HashMap::new()),
             }),
         };
         Ok(Opened {
@@ -394,14 +410,71 @@ impl AppState {
             .clear();
     }
 
-    /// Appends records and waits until they are durable; returns their indexes.
+    /// Appends records and waits until they are durable; returns their indexes. Then
+    /// publishes them as events (built only when someone listens).
     pub async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>, ApiError> {
         self.inner
+            .metrics
+            .append_records
+            .observe(records.len() as u64);
+        let listened = (self.inner.events.receiver_count() > 0).then(|| records.clone());
+        let indexes = self
+            .inner
             .log
             .append_async(records)
             .await
             .map_err(|_| ApiError::unavailable("the log writer dropped the reply"))?
-            .map_err(ApiError::from)
+            .map_err(ApiError::from)?;
+        if let Some(records) = listened {
+            for (index, record) in indexes.iter().zip(&records) {
+                if let Some(event) = record_event(*index, record) {
+                    let _ = self.inner.events.send(Arc::new(event));
+                }
+            }
+        }
+        Ok(indexes)
+    }
+
+    /// A new subscriber to the event stream.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<RecordEvent>> {
+        self.inner.events.subscribe()
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Takes one request from the token's bucket, or answers 429 `rate-limited`.
+    pub fn check_rate(&self, token_id: &str) -> Result<(), ApiError> {
+        let rate_per_s = self.limits().token_requests_per_s;
+        if rate_per_s == 0 {
+            return Ok(());
+        }
+        let capacity = f64::from(rate_per_s);
+        let now = Instant::now();
+        let mut buckets = lock(&self.inner.buckets);
+        let bucket = buckets.entry(token_id.to_string()).or_insert(Bucket {
+            available: capacity,
+            refilled_at: now,
+        });
+        let elapsed_s = now.duration_since(bucket.refilled_at).as_secs_f64();
+        bucket.available = (bucket.available + elapsed_s * capacity).min(capacity);
+        bucket.refilled_at = now;
+        if bucket.available >= 1.0 {
+            bucket.available -= 1.0;
+            return Ok(());
+        }
+        drop(buckets);
+        self.inner
+            .metrics
+            .rate_limited
+            .fetch_add(1, Ordering::Relaxed);
+        Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!("this token may make {rate_per_s} requests per second (token_requests_per_s)"),
+        ))
     }
 
     /// Appends one record; returns its index once durable.

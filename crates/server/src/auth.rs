@@ -114,8 +114,11 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|text| text.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| unauthenticated("expected `Authorization: Bearer <token>`"))?;
-        app.authenticate(token)?
-            .ok_or_else(|| unauthenticated("unknown or revoked token"))
+        let caller = app
+            .authenticate(token)?
+            .ok_or_else(|| unauthenticated("unknown or revoked token"))?;
+        app.check_rate(&caller.token_id)?;
+        Ok(caller)
     }
 }
 

@@ -2,6 +2,7 @@
 //! the evidence log (group commit) before it is answered, and the answer names its record index.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,6 +16,7 @@ use crate::app::{lock_runtime, make_record, AgentSlot, AppState};
 use crate::auth::{Caller, Role};
 use crate::json::{json_response, ApiJson};
 use crate::problem::ApiError;
+use crate::registry::ApprovalRow;
 use crate::wire::{now_ms, verdict_json, RequestWire};
 
 /// Roles that may ask for decisions and report outcomes (agent tokens: for their own agent).
@@ -104,8 +106,15 @@ fn prepare(app: &AppState, caller: &Caller, value: &Value) -> Result<Prepared, A
     })
 }
 
+/// A decided request, not yet recorded.
+struct Decided {
+    verdict: Value,
+    record: ledger::Record,
+    approval: Option<ApprovalRow>,
+}
+
 /// Decides under the agent's lock; returns the verdict's wire form and its record.
-fn decide_prepared(prepared: Prepared, now: u64) -> Result<(Value, ledger::Record), ApiError> {
+fn decide_prepared(app: &AppState, prepared: Prepared, now: u64) -> Result<Decided, ApiError> {
     let (verdict, pact_record_idx) = {
         let mut runtime = lock_runtime(&prepared.slot);
         let Some(guard) = runtime.guard.clone() else {
@@ -124,6 +133,19 @@ fn decide_prepared(prepared: Prepared, now: u64) -> Result<(Value, ledger::Recor
         }
         (verdict, runtime.pact_record_idx)
     };
+    app.metrics().count_decision(verdict.decision);
+    let approval = (verdict.decision == Decision::Review).then(|| ApprovalRow {
+        verdict_idx: 0,
+        agent: prepared.agent.clone(),
+        action: verdict.action.clone(),
+        session: verdict.session.clone(),
+        created_ms: now,
+        status: "pending".to_string(),
+        decided_by: None,
+        reason: None,
+        decided_ms: None,
+        record_idx: None,
+    });
     let verdict_value = verdict_json(&verdict);
     let record = make_record(
         "verdict",
@@ -136,7 +158,21 @@ fn decide_prepared(prepared: Prepared, now: u64) -> Result<(Value, ledger::Recor
         }),
     )
     .map_err(ApiError::internal)?;
-    Ok((verdict_value, record))
+    Ok(Decided {
+        verdict: verdict_value,
+        record,
+        approval,
+    })
+}
+
+/// After the verdict is durable: a `review` becomes a pending approval.
+fn after_recorded(app: &AppState, decided: &mut Decided, record_idx: u64) -> Result<(), ApiError> {
+    decided.verdict["record"] = json!(record_idx);
+    if let Some(approval) = &mut decided.approval {
+        approval.verdict_idx = record_idx;
+        app.registry().insert_approval(approval)?;
+    }
+    Ok(())
 }
 
 /// `POST /v1/decide`.
@@ -145,10 +181,18 @@ pub(crate) async fn decide(
     caller: Caller,
     ApiJson(value): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
+    let started = Instant::now();
     let prepared = prepare(&app, &caller, &value)?;
-    let (mut verdict, record) = decide_prepared(prepared, now_ms())?;
-    verdict["record"] = json!(app.append_one(record).await?);
-    Ok(json_response(StatusCode::OK, verdict))
+    let mut decided = decide_prepared(&app, prepared, now_ms())?;
+    let record_idx = app.append_one(decided.record.clone()).await?;
+    after_recorded(&app, &mut decided, record_idx)?;
+    observe_latency(&app, started);
+    Ok(json_response(StatusCode::OK, decided.verdict))
+}
+
+fn observe_latency(app: &AppState, started: Instant) {
+    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    app.metrics().decide_latency_us.observe(elapsed_us);
 }
 
 #[derive(Deserialize)]
@@ -193,18 +237,20 @@ pub(crate) async fn decide_batch(
         })?;
         prepared.push(item);
     }
+    let started = Instant::now();
     let now = now_ms();
-    let mut verdicts = Vec::with_capacity(prepared.len());
-    let mut records = Vec::with_capacity(prepared.len());
+    let mut decided = Vec::with_capacity(prepared.len());
     for item in prepared {
-        let (verdict, record) = decide_prepared(item, now)?;
-        verdicts.push(verdict);
-        records.push(record);
+        decided.push(decide_prepared(&app, item, now)?);
     }
+    let records = decided.iter().map(|item| item.record.clone()).collect();
     let indexes = app.append(records).await?;
-    for (verdict, record_idx) in verdicts.iter_mut().zip(indexes) {
-        verdict["record"] = json!(record_idx);
+    let mut verdicts = Vec::with_capacity(decided.len());
+    for (mut item, record_idx) in decided.into_iter().zip(indexes) {
+        after_recorded(&app, &mut item, record_idx)?;
+        verdicts.push(item.verdict);
     }
+    observe_latency(&app, started);
     Ok(json_response(
         StatusCode::OK,
         json!({ "verdicts": verdicts }),

@@ -11,7 +11,7 @@
 //!
 //! | route | roles |
 //! |---|---|
-//! | `GET /healthz`, `GET /readyz`, `GET /v1/oracle/{agent}` | public |
+//! | `GET /healthz`, `GET /readyz`, `GET /v1/oracle/{agent}`, `GET /v1/openapi.json` | public |
 //! | `POST /v1/agents`, `PATCH /v1/agents/{id}`, `POST /v1/agents/{id}/pacts`, `POST /v1/agents/{id}/pacts/{version}/activate`, `/v1/tokens` | admin |
 //! | `GET /v1/agents` | admin, operator, auditor |
 //! | `GET /v1/agents/{id}`, `GET /v1/agents/{id}/pacts`, `GET /v1/agents/{id}/pacts/{version-or-digest}` | admin, operator, auditor, agent (itself) |
@@ -20,14 +20,21 @@
 //! | `GET /v1/log/checkpoint` | every role |
 //! | `GET /v1/log/records/{idx}`, `.../proof`, `GET /v1/log/consistency` | admin, operator, auditor |
 //! | `POST /v1/log/bundle` | admin, auditor |
+//! | `GET /v1/approvals` | admin, operator, auditor, agent (itself) |
+//! | `POST /v1/approvals/{verdict}/approve|reject` | admin, operator |
+//! | `GET /v1/events?agent=&kind=` | admin, operator, auditor; any role for its own agent |
+//! | `GET /metrics` | admin, operator, auditor |
+//! | `GET /v1/openapi.json` | public |
 
 pub mod agents;
 pub mod app;
+mod approvals;
 pub mod auth;
 pub mod decide;
 pub mod demo;
 pub mod evidence;
 pub mod json;
+pub mod observe;
 pub mod problem;
 pub mod registry;
 pub mod tokens;
@@ -64,6 +71,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/oracle/{*agent}", get(evidence::oracle))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{verdict}/{action}", post(approvals::settle))
+        .route("/v1/events", get(observe::events))
+        .route("/metrics", get(observe::metrics))
+        .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -80,6 +92,18 @@ pub fn with_layers(routes: Router<AppState>, app: AppState) -> Router {
 /// The whole API over `app`.
 pub fn router(app: AppState) -> Router {
     with_layers(routes(), app)
+}
+
+/// The OpenAPI 3.1 document of this API, hand-written; a test checks it against the routes.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    let mut response = axum::response::IntoResponse::into_response(OPENAPI);
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 async fn not_found(uri: Uri) -> ApiError {

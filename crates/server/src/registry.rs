@@ -154,6 +154,10 @@ impl Registry {
              CREATE TABLE IF NOT EXISTS controls (
                 agent TEXT PRIMARY KEY, halt_by TEXT, halt_reason TEXT, halt_ms INTEGER,
                 restricted TEXT NOT NULL DEFAULT '[]');
+             CREATE TABLE IF NOT EXISTS approvals (
+                verdict_idx INTEGER PRIMARY KEY, agent TEXT NOT NULL, action TEXT NOT NULL,
+                session TEXT NOT NULL, created_ms INTEGER NOT NULL, status TEXT NOT NULL,
+                decided_by TEXT, reason TEXT, decided_ms INTEGER, record_idx INTEGER);
              CREATE TABLE IF NOT EXISTS stats (
                 agent TEXT PRIMARY KEY, n_decisions INTEGER NOT NULL, n_denials INTEGER NOT NULL);",
         )?;
@@ -385,6 +389,113 @@ impl Registry {
             Ok((row.get(0)?, to_u64(row.get(1)?), to_u64(row.get(2)?)))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// A call waiting for (or given) a person's approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRow {
+    /// Index of the `review` verdict record.
+    pub verdict_idx: u64,
+    /// The agent.
+    pub agent: String,
+    /// The action it wants to call.
+    pub action: String,
+    /// Its session.
+    pub session: String,
+    /// When the verdict was given, unix ms.
+    pub created_ms: u64,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// When decided, unix ms.
+    pub decided_ms: Option<u64>,
+    /// Index of the `approval` record.
+    pub record_idx: Option<u64>,
+}
+
+const APPROVAL_COLUMNS: &str =
+    "verdict_idx, agent, action, session, created_ms, status, decided_by, reason, decided_ms, record_idx";
+
+fn approval_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
+    Ok(ApprovalRow {
+        verdict_idx: to_u64(row.get(0)?),
+        agent: row.get(1)?,
+        action: row.get(2)?,
+        session: row.get(3)?,
+        created_ms: to_u64(row.get(4)?),
+        status: row.get(5)?,
+        decided_by: row.get(6)?,
+        reason: row.get(7)?,
+        decided_ms: row.get::<_, Option<i64>>(8)?.map(to_u64),
+        record_idx: row.get::<_, Option<i64>>(9)?.map(to_u64),
+    })
+}
+
+impl Registry {
+    /// Records a `review` verdict as a pending approval.
+    pub fn insert_approval(&self, approval: &ApprovalRow) -> Result<(), RegistryError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO approvals (verdict_idx, agent, action, session, created_ms, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
+            params![
+                to_i64(approval.verdict_idx),
+                approval.agent,
+                approval.action,
+                approval.session,
+                to_i64(approval.created_ms)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Approvals, oldest first, optionally of one agent and one status; at most `n_max`.
+    pub fn approvals(
+        &self,
+        agent: Option<&str>,
+        status: Option<&str>,
+        n_max: usize,
+    ) -> Result<Vec<ApprovalRow>, RegistryError> {
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals
+             WHERE (?1 IS NULL OR agent = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY verdict_idx LIMIT ?3"
+        ))?;
+        let rows =
+            statement.query_map(params![agent, status, to_i64(n_max as u64)], approval_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One approval by its verdict's index.
+    pub fn approval(&self, verdict_idx: u64) -> Result<Option<ApprovalRow>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE verdict_idx = ?1"),
+                params![to_i64(verdict_idx)],
+                approval_row,
+            )
+            .optional()?)
+    }
+
+    /// Settles a pending approval; `false` if it was not pending.
+    pub fn settle_approval(&self, approval: &ApprovalRow) -> Result<bool, RegistryError> {
+        let n_rows = self.conn.execute(
+            "UPDATE approvals SET status = ?2, decided_by = ?3, reason = ?4, decided_ms = ?5, record_idx = ?6
+             WHERE verdict_idx = ?1 AND status = 'pending'",
+            params![
+                to_i64(approval.verdict_idx),
+                approval.status,
+                approval.decided_by,
+                approval.reason,
+                approval.decided_ms.map(to_i64),
+                approval.record_idx.map(to_i64)
+            ],
+        )?;
+        Ok(n_rows == 1)
     }
 }
 

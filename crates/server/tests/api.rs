@@ -55,6 +55,14 @@ async fn call_router(
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    if content_type == "text/event-stream" {
+        // A stream never ends: only its status and type matter here.
+        return Reply {
+            status,
+            content_type,
+            text: String::new(),
+        };
+    }
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
@@ -307,6 +315,49 @@ async fn every_route_checks_its_roles() {
             String::new(),
             &["admin"],
         ),
+        (
+            "GET",
+            "/v1/approvals".into(),
+            String::new(),
+            &["admin", "operator", "auditor", "self", "other"],
+        ),
+        (
+            "GET",
+            format!("/v1/approvals?agent={AGENT}"),
+            String::new(),
+            &["admin", "operator", "auditor", "self"],
+        ),
+        (
+            "POST",
+            format!("/v1/approvals/{verdict_idx}/approve"),
+            String::new(),
+            &["admin", "operator"],
+        ),
+        (
+            "POST",
+            format!("/v1/approvals/{verdict_idx}/reject"),
+            reason.clone(),
+            &["admin", "operator"],
+        ),
+        (
+            "GET",
+            format!("/v1/events?agent={AGENT}"),
+            String::new(),
+            &["admin", "operator", "auditor", "self"],
+        ),
+        (
+            "GET",
+            "/v1/events".into(),
+            String::new(),
+            &["admin", "operator", "auditor", "self", "other"],
+        ),
+        (
+            "GET",
+            "/metrics".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        ("GET", "/v1/openapi.json".into(), String::new(), &["public"]),
     ];
     let callers: [(&str, Option<&str>); 6] = [
         ("none", None),
@@ -1184,4 +1235,239 @@ async fn revoked_tokens_stop_working_and_secrets_are_not_listed() {
             .status,
         StatusCode::UNAUTHORIZED
     );
+}
+
+async fn next_event(body: &mut axum::body::BodyDataStream) -> String {
+    use futures_util::StreamExt as _;
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+            .await
+            .expect("an event arrives")
+            .expect("the stream is open")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_filtered_records_as_they_become_durable() {
+    let f = fixture().await;
+    let request = Request::builder()
+        .uri(format!("/v1/events?agent={}&kind=halt,approval", AGENT))
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.agent))
+        .body(Body::empty())
+        .unwrap();
+    let response = server::router(f.app.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    decide(&f.app, &f.agent, &question()).await;
+    call(
+        &f.app,
+        "POST",
+        &format!("/v1/agents/{OTHER_AGENT}/halt"),
+        Some(&f.operator),
+        &json!({ "reason": "other" }).to_string(),
+    )
+    .await;
+    call(
+        &f.app,
+        "POST",
+        &format!("/v1/agents/{AGENT}/halt"),
+        Some(&f.operator),
+        &json!({ "reason": "drill" }).to_string(),
+    )
+    .await;
+    let event = next_event(&mut body).await;
+    assert!(event.starts_with("event: halt\n"), "{event}");
+    assert!(
+        event.contains("drill") && !event.contains("other"),
+        "only this agent's halts: {event}"
+    );
+    let bad = call(&f.app, "GET", "/v1/events?kind=weather", Some(&f.admin), "").await;
+    assert_eq!(bad.code(), "invalid-event-kind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewed_calls_wait_for_an_operator_who_is_recorded() {
+    let f = fixture().await;
+    let statement = json!({ "agent": AGENT, "action": "make_policy_statement", "args": { "text": "30 days", "source_id": "kb-1" } }).to_string();
+    let verdict = decide(&f.app, &f.agent, &statement).await.json();
+    assert_eq!(verdict["decision"], "review", "{verdict}");
+    let verdict_idx = verdict["record"].as_u64().unwrap();
+    let pending = call(&f.app, "GET", "/v1/approvals", Some(&f.operator), "")
+        .await
+        .json();
+    assert_eq!(pending["approvals"][0]["verdict"], json!(verdict_idx));
+    assert_eq!(pending["approvals"][0]["action"], "make_policy_statement");
+    let approved = call(
+        &f.app,
+        "POST",
+        &format!("/v1/approvals/{verdict_idx}/approve"),
+        Some(&f.operator),
+        &json!({ "reason": "cites kb-1" }).to_string(),
+    )
+    .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
+    let record_idx = approved.json()["record"].as_u64().unwrap();
+    let record = call(
+        &f.app,
+        "GET",
+        &format!("/v1/log/records/{record_idx}"),
+        Some(&f.auditor),
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(record["record"]["kind"], "approval");
+    assert_eq!(record["record"]["decision"], "approved");
+    assert!(record["record"]["by"]
+        .as_str()
+        .unwrap()
+        .starts_with("operator (tok_"));
+    assert_eq!(
+        record["record"]["refs"],
+        json!([{ "rel": "verdict", "index": verdict_idx }])
+    );
+    let again = call(
+        &f.app,
+        "POST",
+        &format!("/v1/approvals/{verdict_idx}/reject"),
+        Some(&f.admin),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (again.status, again.code().as_str()),
+        (StatusCode::CONFLICT, "already-settled")
+    );
+    let pending = call(&f.app, "GET", "/v1/approvals", Some(&f.operator), "")
+        .await
+        .json();
+    assert_eq!(pending["approvals"], json!([]));
+    let settled = call(
+        &f.app,
+        "GET",
+        "/v1/approvals?status=approved",
+        Some(&f.auditor),
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(
+        settled["approvals"][0]["decided_by"],
+        record["record"]["by"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_decisions_by_outcome() {
+    let f = fixture().await;
+    decide(&f.app, &f.agent, &question()).await;
+    decide(&f.app, &f.agent, &question()).await;
+    decide(
+        &f.app,
+        &f.agent,
+        &json!({ "agent": AGENT, "action": "nope" }).to_string(),
+    )
+    .await;
+    let metrics = call(&f.app, "GET", "/metrics", Some(&f.auditor), "").await;
+    assert!(metrics.content_type.starts_with("text/plain"));
+    for line in [
+        "pactum_decisions_total{decision=\"allow\"} 2",
+        "pactum_decisions_total{decision=\"deny\"} 1",
+        "pactum_decide_duration_seconds_count 3",
+        "pactum_append_records_bucket{le=\"1\"} ",
+    ] {
+        assert!(
+            metrics.text.contains(line),
+            "missing `{line}` in\n{}",
+            metrics.text
+        );
+    }
+    let size = f.app.log().size().unwrap();
+    assert!(metrics
+        .text
+        .contains(&format!("pactum_log_records {size}\n")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_routes() {
+    let f = fixture().await;
+    let doc: Value = serde_json::from_str(server::OPENAPI).unwrap();
+    let served = call(&f.app, "GET", "/v1/openapi.json", None, "")
+        .await
+        .json();
+    assert_eq!(served, doc);
+    let mut n_operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{agent}", AGENT)
+            .replace("{ref}", "3")
+            .replace("{version}", "3")
+            .replace("{verdict}", "0")
+            .replace("{idx}", "0")
+            .replace("{id}", "tok_x");
+        let concrete = if path == "/v1/log/consistency" {
+            format!("{concrete}?old=1&new=2")
+        } else {
+            concrete
+        };
+        for method in item.as_object().unwrap().keys() {
+            n_operations += 1;
+            let reply = call(
+                &f.app,
+                &method.to_uppercase(),
+                &concrete,
+                Some(&f.admin),
+                "{}",
+            )
+            .await;
+            assert!(
+                !matches!(
+                    reply.code().as_str(),
+                    "no-such-route" | "method-not-allowed"
+                ),
+                "{method} {path} is documented but not routed: {}",
+                reply.text
+            );
+        }
+    }
+    assert_eq!(n_operations, 32, "every route is documented once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_token_has_a_request_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        token_requests_per_s: 5,
+        ..Limits::default()
+    };
+    let (app, admin) = open(dir.path(), limits);
+    let admin = admin.unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(
+            call(&app, "GET", "/v1/log/checkpoint", Some(&admin), "")
+                .await
+                .status,
+        );
+    }
+    let n_limited = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!((2..=3).contains(&n_limited), "{statuses:?}");
+    let (auditor, _) = app
+        .registry()
+        .create_token("auditor", "auditor", None, 0)
+        .unwrap();
+    let other = call(&app, "GET", "/v1/log/checkpoint", Some(&auditor), "").await;
+    assert_eq!(other.status, StatusCode::OK, "buckets are per token");
+    let limited = call(&app, "GET", "/v1/log/checkpoint", Some(&admin), "").await;
+    assert_eq!(limited.code(), "rate-limited");
 }
