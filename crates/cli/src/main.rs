@@ -1,5 +1,6 @@
 //! `pactum`: the command line and server binary. Arguments -> calls into the domain crates -> text or JSON.
 
+mod config;
 mod decide_cmd;
 mod ledger_cmd;
 mod output;
@@ -32,6 +33,9 @@ enum Command {
     Verify(ledger_cmd::VerifyArgs),
     /// Run the trust service: the HTTP API over the evidence log.
     Serve(serve_cmd::ServeArgs),
+    /// Show the effective configuration (file < PACTUM_* environment < flags).
+    #[command(subcommand)]
+    Config(serve_cmd::ConfigCommand),
     /// API tokens: create, list, revoke (offline, in the data directory).
     #[command(subcommand)]
     Token(serve_cmd::TokenCommand),
@@ -67,6 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(command) => ledger_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => ledger_cmd::verify_bundle(args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve_cmd::run_serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Config(command) => serve_cmd::run_config(command).map(|()| ExitCode::SUCCESS),
         Command::Token(command) => serve_cmd::run_token(command).map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchCommand::Guard(args)) => {
             decide_cmd::run_guard_bench(args).map(|()| ExitCode::SUCCESS)

@@ -1,25 +1,47 @@
 //! `pactum serve` and `pactum token create|list|revoke` (offline, against the data directory).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
-use server::{AppConfig, AppState, Limits};
+use server::{AppConfig, AppState};
 
-/// Default data directory, shared with `pactum ledger`.
-const DATA_DIR_DEFAULT: &str = "./pactum-data";
-/// Default listen address: loopback only, so a first run exposes nothing.
-const LISTEN_DEFAULT: &str = "127.0.0.1:7700";
+use crate::config::{ConfigArgs, DATA_DIR_DEFAULT};
+
+/// `pactum config show`.
+#[derive(Args, Debug)]
+pub struct ConfigShowArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Server URL for client commands.
+    #[arg(long, env = "PACTUM_SERVER")]
+    server: Option<String>,
+    /// API token for client commands.
+    #[arg(long, env = "PACTUM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+/// `pactum config ...`.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the effective configuration, where each value came from, secrets masked.
+    Show(ConfigShowArgs),
+}
+
+pub fn run_config(command: ConfigCommand) -> anyhow::Result<()> {
+    let ConfigCommand::Show(args) = command;
+    let effective =
+        crate::config::resolve(&args.config, args.server.as_deref(), args.token.as_deref())?;
+    for line in effective.show() {
+        crate::output::print_line(line);
+    }
+    Ok(())
+}
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Data directory: evidence log, signing key, registry, admin token (created if missing).
-    #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
-    data: PathBuf,
-    /// Address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = LISTEN_DEFAULT, env = "PACTUM_LISTEN")]
-    listen: SocketAddr,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Register the example agent `acme/support-bot` with the example support-agent pact.
     #[arg(long)]
     demo: bool,
@@ -75,26 +97,28 @@ pub fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let effective = crate::config::resolve(&args.config, None, None)?;
+    let data = effective.data.clone();
     let opened = AppState::open(AppConfig {
-        data_dir: args.data.clone(),
-        limits: Limits::default(),
+        data_dir: data.clone(),
+        limits: effective.limits.clone(),
     })
-    .with_context(|| format!("opening data directory `{}`", args.data.display()))?;
+    .with_context(|| format!("opening data directory `{}`", data.display()))?;
     let app = opened.app;
     if args.demo {
         server::demo::install(&app).await?;
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(effective.listen)
         .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+        .with_context(|| format!("listening on {}", effective.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
     let base = format!("http://{address}");
     eprintln!(
         "pactum serve: listening on {base} (data in {})",
-        args.data.display()
+        data.display()
     );
     if let Some(token) = &opened.new_admin_token {
-        let token_file = args.data.join(server::ADMIN_TOKEN_FILE);
+        let token_file = data.join(server::ADMIN_TOKEN_FILE);
         eprintln!(
             "admin token (shown once; saved to {} with mode 0600):",
             token_file.display()
@@ -107,7 +131,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         eprintln!("try a decision:");
         eprintln!(
             "  curl -s {base}/v1/decide -H \"Authorization: Bearer $(cat {})\" -d '{{\"agent\": \"{agent}\", \"action\": \"issue_refund\", \"args\": {{\"order_id\": \"A-1\", \"amount_cents\": 1200}}}}'",
-            args.data.join(server::ADMIN_TOKEN_FILE).display()
+            data.join(server::ADMIN_TOKEN_FILE).display()
         );
     }
     server::serve(listener, app, server::shutdown_signal())

@@ -1174,3 +1174,51 @@ mod serve_cli {
         terminate(&mut server);
     }
 }
+
+mod config_cli {
+    use super::*;
+
+    #[test]
+    fn config_show_layers_file_env_and_flags_and_masks_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pactum.yaml"),
+            "listen: 127.0.0.1:9000\ndata: ./from-file\ntoken: pct_0123456789abcdef\nlimits: { token_requests_per_s: 7, body_bytes_max: 1000 }\n",
+        )
+        .unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_pactum"))
+            .args([
+                "config",
+                "show",
+                "--config",
+                "pactum.yaml",
+                "--listen",
+                "127.0.0.1:9100",
+            ])
+            .env("PACTUM_DATA", "./from-env")
+            .env("PACTUM_TOKEN_REQUESTS_PER_S", "9")
+            .env_remove("PACTUM_TOKEN")
+            .env_remove("PACTUM_SERVER")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let text = stdout(&output);
+        for line in [
+            "listen = 127.0.0.1:9100  (flag)",
+            "data = ./from-env  (env)",
+            "limits.token_requests_per_s = 9  (env)",
+            "limits.body_bytes_max = 1000  (file)",
+            "limits.batch_requests_max = 256  (default)",
+            "server = http://127.0.0.1:7700  (default)",
+            "token = pct_0123… (masked)  (file)",
+        ] {
+            assert!(text.contains(line), "missing `{line}` in\n{text}");
+        }
+        assert!(!text.contains("pct_0123456789abcdef"));
+        std::fs::write(dir.path().join("bad.yaml"), "listen: 1\ncolour: red\n").unwrap();
+        let bad = pactum(dir.path(), &["config", "show", "--config", "bad.yaml"]);
+        assert_eq!(bad.status.code(), Some(2));
+        assert!(stderr(&bad).contains("bad.yaml"), "{}", stderr(&bad));
+    }
+}
