@@ -20,12 +20,19 @@ pub const CASES_BYTES_MAX: u64 = pact::PACT_BYTES_MAX as u64;
 /// Default first decision time for case files: 2026-01-01T00:00:00Z.
 const CASES_EPOCH_MS: u64 = 1_767_225_600_000;
 
-/// Decide one request against a pact file and print the verdict as JSON.
+/// Decide one request against a pact file (or on a server with `--server`) and print the
+/// verdict as JSON.
 #[derive(Args)]
 pub struct DecideArgs {
     /// The pact (YAML or JSON).
-    #[arg(long, value_name = "FILE")]
-    pub pact: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "server")]
+    pub pact: Option<PathBuf>,
+    /// Ask this server instead (the verdict is recorded there); `--token` or `PACTUM_TOKEN`.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["pact", "at"])]
+    pub server: Option<String>,
+    /// API token for `--server`.
+    #[arg(long, env = "PACTUM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// The request as JSON: `{"action": ..., "args": {...}, "session": ..., "principal": {"id": ..., "token": ...}, "content": [...]}`; `-` reads standard input.
     #[arg(long, value_name = "FILE|-")]
     pub request: String,
@@ -80,8 +87,20 @@ pub fn load_guard(path: &Path) -> anyhow::Result<Guard> {
 }
 
 pub fn run_decide(args: DecideArgs) -> anyhow::Result<()> {
-    let guard = load_guard(&args.pact)?;
     let text = read_input(&args.request, REQUEST_FILE_BYTES_MAX)?;
+    let pact_path = match (&args.pact, args.server) {
+        (_, Some(server)) => {
+            let client = crate::client_cmd::ClientArgs {
+                server,
+                token: args.token,
+                json: true,
+            };
+            return crate::client_cmd::decide_remote(&client, &text);
+        }
+        (Some(pact_path), None) => pact_path,
+        (None, None) => bail!("give `--pact FILE` or `--server URL`"),
+    };
+    let guard = load_guard(pact_path)?;
     let value: Value = serde_json::from_str(&text).map_err(|err| {
         anyhow::anyhow!(
             "the request is not valid JSON: {err} (line {}, column {})",

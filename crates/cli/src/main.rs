@@ -1,5 +1,6 @@
 //! `pactum`: the command line and server binary. Arguments -> calls into the domain crates -> text or JSON.
 
+mod client_cmd;
 mod config;
 mod decide_cmd;
 mod ledger_cmd;
@@ -42,6 +43,8 @@ enum Command {
     /// Measure Pactum's hot paths.
     #[command(subcommand)]
     Bench(BenchCommand),
+    #[command(flatten)]
+    Client(client_cmd::ClientCommand),
 }
 
 #[derive(Subcommand)]
@@ -71,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(command) => ledger_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => ledger_cmd::verify_bundle(args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve_cmd::run_serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Client(command) => client_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Config(command) => serve_cmd::run_config(command).map(|()| ExitCode::SUCCESS),
         Command::Token(command) => serve_cmd::run_token(command).map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchCommand::Guard(args)) => {

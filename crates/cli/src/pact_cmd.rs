@@ -43,6 +43,10 @@ pub enum PactCommand {
     ImportMcp(ImportMcpArgs),
     /// Run table-driven test cases against a pact; prints `N passed, M failed`, exit 1 on any failure.
     Test(crate::decide_cmd::PactTestArgs),
+    /// Upload a pact version to a server (`--server`, `--token`); problems come back with line and column.
+    Push(crate::client_cmd::PushArgs),
+    /// Activate an uploaded pact version on a server.
+    Activate(crate::client_cmd::ActivateArgs),
 }
 
 /// Output format for diagnostics.
@@ -130,6 +134,8 @@ pub fn run(args: PactArgs) -> ExitCode {
         PactCommand::Schema => schema(),
         PactCommand::ImportMcp(args) => import_mcp(&args),
         PactCommand::Test(args) => pact_test(&args),
+        PactCommand::Push(args) => crate::client_cmd::push(args).map(|()| 0),
+        PactCommand::Activate(args) => crate::client_cmd::activate(args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1175,6 +1175,219 @@ mod serve_cli {
     }
 }
 
+mod tour {
+    use super::serve_cli::{http, start, terminate};
+    use super::*;
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    fn client(dir: &Path, base: &str, token: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_pactum"))
+            .args(args)
+            .env("PACTUM_SERVER", base)
+            .env("PACTUM_TOKEN", token)
+            .current_dir(dir)
+            .output()
+            .expect("pactum runs")
+    }
+
+    fn ok(dir: &Path, base: &str, token: &str, args: &[&str]) -> String {
+        let output = client(dir, base, token, args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        stdout(&output)
+    }
+
+    /// The README tour, end to end over a real socket with the CLI as the client.
+    #[test]
+    fn the_readme_tour_works_over_a_real_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut server = start(&d.join("pactum-data"), &[]);
+        let (base, admin) = (server.base.clone(), server.admin_token.clone());
+        let registered = ok(
+            d,
+            &base,
+            &admin,
+            &["agent", "register", "acme/orders-bot", "--tier", "high"],
+        );
+        assert!(
+            registered.contains("acme/orders-bot  inactive  tier high  no pact"),
+            "{registered}"
+        );
+        let pact = std::fs::read_to_string(repo_root().join("examples/support-agent/pact.yaml"))
+            .unwrap()
+            .replace("acme/support-bot", "acme/orders-bot");
+        std::fs::write(d.join("pact.yaml"), &pact).unwrap();
+        let broken = pact.replace("amount_cents <= 5000", "amout_cents <= 5000");
+        std::fs::write(d.join("broken.yaml"), broken).unwrap();
+        let refused = client(d, &base, &admin, &["pact", "push", "broken.yaml"]);
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(
+            stderr(&refused).contains("pact-invalid") && stderr(&refused).contains("cedar-type"),
+            "{}",
+            stderr(&refused)
+        );
+        let pushed = ok(d, &base, &admin, &["pact", "push", "pact.yaml"]);
+        assert!(pushed.contains("pact v3 sha256:"), "{pushed}");
+        ok(
+            d,
+            &base,
+            &admin,
+            &["pact", "activate", "--agent", "acme/orders-bot", "3"],
+        );
+
+        let mut events = Command::new(env!("CARGO_BIN_EXE_pactum"))
+            .args([
+                "events",
+                "--agent",
+                "acme/orders-bot",
+                "--kind",
+                "verdict,halt",
+                "--count",
+                "2",
+            ])
+            .env("PACTUM_SERVER", &base)
+            .env("PACTUM_TOKEN", &admin)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1000));
+
+        std::fs::write(
+            d.join("return.json"),
+            r#"{"agent": "acme/orders-bot", "action": "initiate_return_request", "args": {"order_id": "A-7", "amount_cents": 1200}}"#,
+        )
+        .unwrap();
+        let verdict: serde_json::Value = serde_json::from_str(&ok(
+            d,
+            &base,
+            &admin,
+            &["decide", "--server", &base, "--request", "return.json"],
+        ))
+        .unwrap();
+        assert_eq!(verdict["decision"], "allow");
+        assert!(verdict["record"].as_u64().is_some());
+        let halted = ok(
+            d,
+            &base,
+            &admin,
+            &["halt", "acme/orders-bot", "--reason", "drill"],
+        );
+        assert!(halted.contains("acme/orders-bot: halted"), "{halted}");
+        let after: serde_json::Value = serde_json::from_str(&ok(
+            d,
+            &base,
+            &admin,
+            &["decide", "--server", &base, "--request", "return.json"],
+        ))
+        .unwrap();
+        assert_eq!(after["decision"], "halted");
+
+        let lines: Vec<String> = BufReader::new(events.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+            .collect();
+        assert!(events.wait().unwrap().success());
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("verdict ") && lines[0].ends_with("allow"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with("halt ") && lines[1].ends_with("drill"),
+            "{lines:?}"
+        );
+
+        let oracle = ok(d, &base, "", &["oracle", "acme/orders-bot"]);
+        assert!(
+            oracle.starts_with("acme/orders-bot: halted; decisions 2, denials 1"),
+            "{oracle}"
+        );
+        ok(
+            d,
+            &base,
+            &admin,
+            &[
+                "bundle",
+                "--agent",
+                "acme/orders-bot",
+                "-o",
+                "bundle.json",
+                "--key-out",
+                "log.key",
+            ],
+        );
+        let verified = pactum(d, &["verify", "bundle.json", "--key", "log.key"]);
+        assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+        assert!(
+            stdout(&verified).starts_with("ok: 6 selected"),
+            "{}",
+            stdout(&verified)
+        );
+        let (status, _) = http(&base, "GET", "/readyz", None, "");
+        assert_eq!(status, 200);
+        assert!(terminate(&mut server).success());
+    }
+
+    /// SIGTERM while clients are deciding: every acknowledged verdict is in the log afterwards.
+    #[test]
+    fn sigterm_under_load_loses_no_acknowledged_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("pactum-data");
+        let mut server = start(&data, &["--demo"]);
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for thread_idx in 0..4 {
+            let base = server.base.clone();
+            let token = server.admin_token.clone();
+            let acked = acked.clone();
+            threads.push(std::thread::spawn(move || {
+                for seq in 0.. {
+                    let session = format!("t{thread_idx}-{seq}");
+                    let body = format!(r#"{{"agent": "acme/support-bot", "action": "answer_product_question", "args": {{"question": "q"}}, "session": "{session}"}}"#);
+                    let address = base.trim_start_matches("http://").to_string();
+                    if std::net::TcpStream::connect(&address).is_err() {
+                        break;
+                    }
+                    let result = std::panic::catch_unwind(|| http(&base, "POST", "/v1/decide", Some(&token), &body));
+                    match result {
+                        Ok((200, text)) => {
+                            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+                            acked.lock().unwrap().push((value["record"].as_u64().unwrap(), session));
+                        }
+                        _ => break,
+                    }
+                }
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(terminate(&mut server).success());
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let acked = acked.lock().unwrap();
+        assert!(acked.len() > 10, "load ran: {} acks", acked.len());
+        let log = store::Log::open(&data).unwrap();
+        for (index, session) in acked.iter() {
+            let record: serde_json::Value =
+                serde_json::from_slice(&log.get(*index).unwrap()).unwrap();
+            assert_eq!(record["kind"], "verdict");
+            assert_eq!(
+                record["request"]["session"],
+                session.as_str(),
+                "record {index}"
+            );
+        }
+        assert!(log.verify().unwrap().is_ok());
+    }
+}
+
 mod config_cli {
     use super::*;
 
