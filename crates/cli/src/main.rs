@@ -1,5 +1,6 @@
 //! `pactum`: the command line and server binary. Arguments -> calls into the domain crates -> text or JSON.
 
+mod bench_http;
 mod client_cmd;
 mod config;
 mod decide_cmd;
@@ -53,6 +54,8 @@ enum BenchCommand {
     Guard(decide_cmd::GuardBenchArgs),
     /// Evidence log: durable appends, inclusion proofs, full verify, memory.
     Ledger(ledger_cmd::BenchArgs),
+    /// `POST /v1/decide` over HTTP with durable evidence, and a halt under load.
+    Http(bench_http::HttpBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +82,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(command) => serve_cmd::run_token(command).map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchCommand::Guard(args)) => {
             decide_cmd::run_guard_bench(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Http(args)) => {
+            bench_http::run(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Ledger(args)) => {
             ledger_cmd::bench(args).map(|()| ExitCode::SUCCESS)

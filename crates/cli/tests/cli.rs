@@ -1388,6 +1388,35 @@ mod tour {
     }
 }
 
+mod bench_http_cli {
+    use super::*;
+
+    #[test]
+    fn bench_http_reports_its_json_fields_and_no_halt_violations() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = pactum(
+            dir.path(),
+            &[
+                "bench",
+                "http",
+                "--secs",
+                "1",
+                "--connections",
+                "4",
+                "--json",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert!(report["decisions_per_s"].as_f64().unwrap() > 0.0);
+        assert!(report["p50_ms"].as_f64().unwrap() <= report["p99_ms"].as_f64().unwrap());
+        assert_eq!(report["halt_violations"], 0);
+        assert!(report["decisions_after_halt"].as_u64().unwrap() > 0);
+        assert_eq!(report["every_decision_logged"], true);
+        assert_eq!(report["errors"], 0);
+    }
+}
+
 mod config_cli {
     use super::*;
 
