@@ -1,6 +1,7 @@
 //! `pactum`: the command line and server binary. Arguments -> calls into the domain crates -> text or JSON.
 
 mod decide_cmd;
+mod detect_cmd;
 mod output;
 mod pact_cmd;
 mod wire;
@@ -23,6 +24,10 @@ enum Command {
     Decide(decide_cmd::DecideArgs),
     /// Work with pact files: check, format, test, import; print the pact JSON Schema.
     Pact(pact_cmd::PactArgs),
+    /// Scan text for prompt injection, authority claims, hidden text and canaries.
+    Detect(detect_cmd::DetectArgs),
+    /// Make canary tokens.
+    Canary(detect_cmd::CanaryArgs),
     /// Measure Pactum's hot paths.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -32,6 +37,8 @@ enum Command {
 enum BenchCommand {
     /// Guard decisions on one thread: a 100-rule pact with 1,000 canaries.
     Guard(decide_cmd::GuardBenchArgs),
+    /// Detector quality per public corpus (recall, false-positive rate) and speed.
+    Detect(detect_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,8 +57,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Decide(args) => decide_cmd::run_decide(args).map(|()| ExitCode::SUCCESS),
         Command::Pact(args) => Ok(pact_cmd::run(args)),
+        Command::Detect(args) => detect_cmd::run_detect(args).map(|()| ExitCode::SUCCESS),
+        Command::Canary(args) => detect_cmd::run_canary(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchCommand::Guard(args)) => {
             decide_cmd::run_guard_bench(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Detect(args)) => {
+            detect_cmd::run_bench(args).map(|()| ExitCode::SUCCESS)
         }
     }
 }

@@ -1,0 +1,731 @@
+//! The phrase lexicon: words and short phrases, in several languages, tagged with the concepts the
+//! injection and authority rules reason about.
+//!
+//! One case-insensitive Aho-Corasick automaton finds every entry in one pass; the rules in
+//! [`crate::rules`] then look at the order and distance of the concepts found, not at single
+//! words. An entry ending in `*` matches as a word prefix (`anweisung*` covers `Anweisungen`);
+//! every other entry must be a whole word. Entries are lowercase; matching folds ASCII case, and
+//! the few non-ASCII capitals that start an entry are listed in both cases.
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+
+/// Concept bits. A lexicon entry carries one or more of them.
+pub(crate) mod concept {
+    /// Verbs that discard what came before: ignore, forget, disregard, vergiss, olvida ...
+    pub const OVERRIDE: u64 = 1 << 0;
+    /// Words that point back at earlier content: previous, above, all, everything, bisherigen ...
+    pub const PRIOR: u64 = 1 << 1;
+    /// Nouns for the agent's own instructions: instructions, rules, prompt, Anweisungen ...
+    pub const DIRECTIVE: u64 = 1 << 2;
+    /// Possessives addressing the reader: your, deine, Ihre, tus ...
+    pub const YOUR: u64 = 1 << 3;
+    /// "new" in several languages, for "new task", "neue Anweisungen".
+    pub const NEW: u64 = 1 << 4;
+    /// Phrases that switch the reader to another task or mode: "from now on", "start over".
+    pub const SWITCH: u64 = 1 << 5;
+    /// Verbs that make the reader disclose something: show, print, reveal, repeat, zeige ...
+    pub const LEAK_VERB: u64 = 1 << 6;
+    /// What a prompt leak asks for: prompt, system prompt, initial instructions, password.
+    pub const LEAK_OBJECT: u64 = 1 << 7;
+    /// Role-play and persona set-ups: "act as", "pretend to be", "you are now".
+    pub const PERSONA: u64 = 1 << 8;
+    /// Known jailbreak personas and modes: DAN, developer mode, do anything now.
+    pub const JAILBREAK: u64 = 1 << 9;
+    /// Words that declare earlier content void: irrelevant, no longer apply, null and void.
+    pub const NULLIFY: u64 = 1 << 10;
+    /// Words addressing an AI reader: "AI assistant", "language model", "dear AI".
+    pub const READER: u64 = 1 << 11;
+    /// Words for the reader's own output: response, answer, reply, output, code, implementation.
+    pub const OUTPUT: u64 = 1 << 12;
+    /// Imperatives that change the reader's output: add, include, insert, translate, embed ...
+    pub const EDIT_VERB: u64 = 1 << 13;
+    /// Verbs that make the reader run something: call, invoke, execute, run, trigger, use.
+    pub const INVOKE_VERB: u64 = 1 << 14;
+    /// Nouns for callable things: tool, function, command, api, plugin, action.
+    pub const CALLABLE: u64 = 1 << 15;
+    /// Verbs that move data away: send, forward, email, upload, post, transfer, exfiltrate.
+    pub const SEND_VERB: u64 = 1 << 16;
+    /// Sensitive data: password, credentials, api key, token, secrets, chat history.
+    pub const SECRET: u64 = 1 << 17;
+    /// A claimed role: administrator, IT department, CEO, security team, compliance.
+    pub const ROLE: u64 = 1 << 18;
+    /// First-person assertion of being something: "I am", "I'm", "this is", "ich bin".
+    pub const I_AM: u64 = 1 << 19;
+    /// Claimed prior approval: "already approved", "authorized this", "signed off".
+    pub const APPROVED: u64 = 1 << 20;
+    /// Claimed legitimacy of a check: "routine audit", "security check", "compliance review".
+    pub const ROUTINE: u64 = 1 << 21;
+    /// Claimed exemption: "I was told I don't need", "no need to verify", "skip the verification".
+    pub const EXEMPT: u64 = 1 << 22;
+    /// "as the" / "als" before a role.
+    pub const AS_THE: u64 = 1 << 23;
+    /// Someone else vouching: "my manager", "my boss", "the CEO", "mein Chef".
+    pub const SUPERIOR: u64 = 1 << 24;
+    /// Words that make a sentence an instruction to the reader: must, should, need to, please.
+    pub const MODAL: u64 = 1 << 25;
+    /// Message-from-the-principal phrasing: "message from me", "the user has authorized".
+    pub const PRINCIPAL: u64 = 1 << 26;
+    /// Markers that something was injected into a prompt: "pwned", "haha pwned".
+    pub const PWNED: u64 = 1 << 27;
+    /// "following": the following code, the following instructions.
+    pub const FOLLOWING: u64 = 1 << 28;
+    /// Code and command words for "the following code snippet".
+    pub const SNIPPET: u64 = 1 << 29;
+    /// Refusal-bypass phrases: "without restrictions", "no ethical guidelines", "uncensored mode".
+    pub const UNRESTRICTED: u64 = 1 << 30;
+    /// Words opening a stop/override of the conversation: "stop", "stopp", "attention".
+    pub const STOP: u64 = 1 << 31;
+    /// Phrases asking what was written before: "written above", "beginning of this prompt".
+    pub const ABOVE_TEXT: u64 = 1 << 32;
+    /// One of the agent's own action names (only when the detector is given tool context).
+    pub const ACTION: u64 = 1 << 33;
+}
+
+use concept::*;
+
+/// The lexicon: (entry, concepts). Keep entries lowercase; see the module docs for `*`.
+const ENTRIES: &[(&str, u64)] = &[
+    // OVERRIDE, English
+    ("ignore", OVERRIDE),
+    ("ignoring", OVERRIDE),
+    ("disregard", OVERRIDE),
+    ("disregarding", OVERRIDE),
+    ("forget", OVERRIDE),
+    ("forgetting", OVERRIDE),
+    ("override", OVERRIDE),
+    ("bypass", OVERRIDE),
+    ("drop", OVERRIDE),
+    ("abandon", OVERRIDE),
+    ("discard", OVERRIDE),
+    ("neglect", OVERRIDE),
+    ("skip", OVERRIDE),
+    ("do not follow", OVERRIDE),
+    ("don't follow", OVERRIDE),
+    ("stop following", OVERRIDE),
+    ("no longer follow", OVERRIDE),
+    ("pay no attention to", OVERRIDE),
+    ("do not listen to", OVERRIDE),
+    ("don't listen to", OVERRIDE),
+    ("set aside", OVERRIDE),
+    ("leave behind", OVERRIDE),
+    ("remove all previous", OVERRIDE | PRIOR),
+    ("erase", OVERRIDE),
+    // OVERRIDE, German
+    ("ignoriere", OVERRIDE),
+    ("ignorieren", OVERRIDE),
+    ("ignoriert", OVERRIDE),
+    ("ignorier", OVERRIDE),
+    ("vergiss", OVERRIDE),
+    ("vergessen", OVERRIDE),
+    ("vergesst", OVERRIDE),
+    ("missachte*", OVERRIDE),
+    ("verwirf", OVERRIDE),
+    ("verwerfen", OVERRIDE),
+    ("hinter sich", OVERRIDE),
+    ("aus dem kopf", OVERRIDE),
+    ("abweichend zu", OVERRIDE),
+    ("abweichend von", OVERRIDE),
+    ("nicht befolgen", OVERRIDE),
+    // OVERRIDE, other languages
+    ("olvida", OVERRIDE),
+    ("olvide", OVERRIDE),
+    ("olvidar", OVERRIDE),
+    ("ignora", OVERRIDE),
+    ("oubliez", OVERRIDE),
+    ("oublie", OVERRIDE),
+    ("ignorez", OVERRIDE),
+    ("dimentica", OVERRIDE),
+    ("esqueça", OVERRIDE),
+    ("esqueca", OVERRIDE),
+    ("vergeet", OVERRIDE),
+    ("negeer", OVERRIDE),
+    ("zaboravi", OVERRIDE),
+    ("забудь", OVERRIDE),
+    ("забудьте", OVERRIDE),
+    ("Забудь", OVERRIDE),
+    ("Забудьте", OVERRIDE),
+    ("игнорируй*", OVERRIDE),
+    ("Игнорируй*", OVERRIDE),
+    ("忽略", OVERRIDE),
+    ("忘记", OVERRIDE),
+    ("无视", OVERRIDE),
+    // PRIOR
+    ("previous", PRIOR),
+    ("previously", PRIOR),
+    ("prior", PRIOR),
+    ("above", PRIOR),
+    ("earlier", PRIOR),
+    ("preceding", PRIOR),
+    ("before", PRIOR),
+    ("beforehand", PRIOR),
+    ("foregoing", PRIOR),
+    ("aforementioned", PRIOR),
+    ("initial", PRIOR),
+    ("original", PRIOR),
+    ("all", PRIOR),
+    ("everything", PRIOR),
+    ("any", PRIOR),
+    ("vorherig*", PRIOR),
+    ("vorangegangen*", PRIOR),
+    ("vorangehend*", PRIOR),
+    ("bisherig*", PRIOR),
+    ("obige*", PRIOR),
+    ("obigen", PRIOR),
+    ("davor", PRIOR),
+    ("alles", PRIOR),
+    ("alle", PRIOR),
+    ("zuvor", PRIOR),
+    ("gesagte*", PRIOR),
+    ("anteriores", PRIOR),
+    ("anterior", PRIOR),
+    ("todo", PRIOR),
+    ("todas", PRIOR),
+    ("précédentes", PRIOR),
+    ("toutes", PRIOR),
+    ("precedenti", PRIOR),
+    ("tutte", PRIOR),
+    ("все", PRIOR),
+    ("предыдущие", PRIOR),
+    ("sve", PRIOR),
+    ("之前", PRIOR),
+    ("以上", PRIOR),
+    ("所有", PRIOR),
+    // DIRECTIVE
+    ("instruction", DIRECTIVE),
+    ("instructions", DIRECTIVE),
+    ("prompt", DIRECTIVE | LEAK_OBJECT),
+    ("prompts", DIRECTIVE | LEAK_OBJECT),
+    ("system prompt", DIRECTIVE | LEAK_OBJECT),
+    ("rules", DIRECTIVE),
+    ("orders", DIRECTIVE),
+    ("commands", DIRECTIVE),
+    ("directives", DIRECTIVE),
+    ("guidelines", DIRECTIVE),
+    ("tasks", DIRECTIVE),
+    ("task", DIRECTIVE),
+    ("assignments", DIRECTIVE),
+    ("directions", DIRECTIVE),
+    ("context", DIRECTIVE),
+    ("documents", DIRECTIVE),
+    ("articles", DIRECTIVE),
+    ("information", DIRECTIVE),
+    ("constraints", DIRECTIVE),
+    ("restrictions", DIRECTIVE),
+    ("programming", DIRECTIVE),
+    ("training", DIRECTIVE),
+    ("what you were told", DIRECTIVE),
+    ("you were told", DIRECTIVE),
+    ("anweisung*", DIRECTIVE),
+    ("befehl*", DIRECTIVE),
+    ("aufgabe*", DIRECTIVE),
+    ("aufträge", DIRECTIVE),
+    ("auftrag", DIRECTIVE),
+    ("regeln", DIRECTIVE),
+    ("instruktion*", DIRECTIVE),
+    ("informationen", DIRECTIVE),
+    ("angaben", DIRECTIVE),
+    ("vorgaben", DIRECTIVE),
+    ("ausführungen", DIRECTIVE),
+    ("instrucciones", DIRECTIVE),
+    ("reglas", DIRECTIVE),
+    ("consignes", DIRECTIVE),
+    ("règles", DIRECTIVE),
+    ("istruzioni", DIRECTIVE),
+    ("instruções", DIRECTIVE),
+    ("instructies", DIRECTIVE),
+    ("инструкции", DIRECTIVE),
+    ("instrukcije", DIRECTIVE),
+    ("指令", DIRECTIVE),
+    ("指示", DIRECTIVE),
+    ("提示", DIRECTIVE),
+    // YOUR
+    ("your", YOUR),
+    ("deine*", YOUR),
+    ("dein", YOUR),
+    ("ihre", YOUR),
+    ("ihren", YOUR),
+    ("tus", YOUR),
+    ("vos", YOUR),
+    ("tes", YOUR),
+    // NEW and SWITCH
+    ("new", NEW),
+    ("neue", NEW),
+    ("neuen", NEW),
+    ("nuevas", NEW),
+    ("nouvelles", NEW),
+    ("additional instruction", SWITCH),
+    ("from now on", SWITCH),
+    ("from this moment", SWITCH),
+    ("start over", SWITCH),
+    ("ab jetzt", SWITCH),
+    ("von nun an", SWITCH),
+    ("ab sofort", SWITCH),
+    ("von vorne", SWITCH),
+    ("now focus on", SWITCH),
+    ("now concentrate on", SWITCH),
+    ("konzentriere dich jetzt", SWITCH),
+    ("instead output", SWITCH),
+    ("instead print", SWITCH),
+    ("instead say", SWITCH),
+    ("stattdessen", SWITCH),
+    ("a partir de ahora", SWITCH),
+    ("désormais", SWITCH),
+    // LEAK
+    ("show", LEAK_VERB),
+    ("print", LEAK_VERB),
+    ("reveal", LEAK_VERB),
+    ("repeat", LEAK_VERB),
+    ("output", LEAK_VERB | OUTPUT),
+    ("display", LEAK_VERB),
+    ("spell check and display", LEAK_VERB),
+    ("leak", LEAK_VERB | SEND_VERB),
+    ("disclose", LEAK_VERB),
+    ("tell me", LEAK_VERB),
+    ("what are", LEAK_VERB),
+    ("zeige", LEAK_VERB),
+    ("zeig", LEAK_VERB),
+    ("gib", LEAK_VERB),
+    ("wiederhole", LEAK_VERB),
+    ("verrate", LEAK_VERB),
+    ("vorzeigen", LEAK_VERB),
+    ("prompt text", LEAK_OBJECT),
+    ("prompt texts", LEAK_OBJECT),
+    ("prompt-text*", LEAK_OBJECT),
+    ("initial instructions", LEAK_OBJECT),
+    ("hidden instructions", LEAK_OBJECT),
+    ("secret word", LEAK_OBJECT),
+    ("password", LEAK_OBJECT | SECRET),
+    ("passwords", LEAK_OBJECT | SECRET),
+    ("written above", ABOVE_TEXT),
+    ("written at the beginning", ABOVE_TEXT),
+    ("beginning of this prompt", ABOVE_TEXT),
+    ("sentences before the text", ABOVE_TEXT),
+    ("in the prompt", ABOVE_TEXT),
+    ("this prompt", ABOVE_TEXT),
+    // PERSONA and JAILBREAK
+    ("act as", PERSONA),
+    ("acting as", PERSONA),
+    ("you are now", PERSONA),
+    ("now you are", PERSONA),
+    ("you will be called", PERSONA),
+    ("pretend", PERSONA),
+    ("imagine you are", PERSONA),
+    ("role-playing as", PERSONA),
+    ("roleplaying as", PERSONA),
+    ("stay in their roles", PERSONA),
+    ("stay in character", PERSONA),
+    ("break character", PERSONA),
+    ("stay fully in their roles", PERSONA),
+    ("you are going to act", PERSONA),
+    ("i want you to act", PERSONA),
+    ("stell dir vor", PERSONA),
+    ("jetzt bist du", PERSONA),
+    ("nun bist du", PERSONA),
+    ("du bist jetzt", PERSONA),
+    ("tu so als", PERSONA),
+    ("fungieren", PERSONA),
+    ("in ihren rollen", PERSONA),
+    ("dan mode", JAILBREAK),
+    ("do anything now", JAILBREAK),
+    ("developer mode", JAILBREAK),
+    ("jailbroken", JAILBREAK),
+    ("jailbreak mode", JAILBREAK),
+    ("god mode", JAILBREAK),
+    ("apophis mode", JAILBREAK),
+    ("dan can", JAILBREAK),
+    ("you are dan", JAILBREAK),
+    ("as dan", JAILBREAK),
+    ("without any restrictions", UNRESTRICTED),
+    ("without restrictions", UNRESTRICTED),
+    ("no restrictions", UNRESTRICTED),
+    ("no ethical guidelines", UNRESTRICTED),
+    ("no programming guidelines", UNRESTRICTED),
+    ("without ethics", UNRESTRICTED),
+    ("completely immoral", UNRESTRICTED),
+    ("not limited by", UNRESTRICTED),
+    ("override the restrictions", UNRESTRICTED),
+    ("all orders being allowed", UNRESTRICTED),
+    ("must obey", UNRESTRICTED),
+    // NULLIFY
+    ("irrelevant", NULLIFY),
+    ("no longer apply", NULLIFY),
+    ("no longer valid", NULLIFY),
+    ("null and void", NULLIFY),
+    ("are void", NULLIFY),
+    ("is void", NULLIFY),
+    ("have been revoked", NULLIFY),
+    ("are cancelled", NULLIFY),
+    ("are canceled", NULLIFY),
+    ("nicht mehr gültig", NULLIFY),
+    ("ungültig", NULLIFY),
+    ("nicht ganz großartig", NULLIFY),
+    ("are outdated", NULLIFY),
+    ("are obsolete", NULLIFY),
+    // READER
+    ("ai assistant", READER),
+    ("dear ai", READER),
+    ("dear assistant", READER),
+    ("language model", READER),
+    ("llm", READER),
+    ("chatbot", READER),
+    ("chatgpt", READER),
+    ("note to the ai", READER),
+    ("note to ai", READER),
+    ("attention ai", READER),
+    ("to the assistant", READER),
+    ("ai agent", READER),
+    ("if you are an ai", READER),
+    ("assistant reading this", READER),
+    ("ai reading this", READER),
+    ("agent reading this", READER),
+    // OUTPUT of the reader
+    ("response", OUTPUT),
+    ("answer", OUTPUT),
+    ("reply", OUTPUT),
+    ("replies", OUTPUT),
+    ("message", OUTPUT),
+    ("elucidation", OUTPUT),
+    ("implementation", OUTPUT),
+    ("solution", OUTPUT),
+    ("codebase", OUTPUT),
+    ("code", OUTPUT | SNIPPET),
+    ("algorithm", OUTPUT),
+    ("summary", OUTPUT),
+    ("antwort", OUTPUT),
+    // EDIT verbs
+    ("add", EDIT_VERB),
+    ("include", EDIT_VERB),
+    ("insert", EDIT_VERB),
+    ("incorporate", EDIT_VERB),
+    ("integrate", EDIT_VERB),
+    ("integrating", EDIT_VERB),
+    ("embed", EDIT_VERB),
+    ("embedding", EDIT_VERB),
+    ("append", EDIT_VERB),
+    ("utilize", EDIT_VERB),
+    ("employ", EDIT_VERB),
+    ("enlist", EDIT_VERB),
+    ("translate", EDIT_VERB),
+    ("rewrite", EDIT_VERB),
+    ("replace", EDIT_VERB),
+    ("remove", EDIT_VERB),
+    ("introduce", EDIT_VERB),
+    ("rearrange", EDIT_VERB),
+    ("modify", EDIT_VERB),
+    ("enhance", EDIT_VERB),
+    ("mention", EDIT_VERB),
+    ("provide", EDIT_VERB),
+    ("write", EDIT_VERB),
+    ("format", EDIT_VERB),
+    ("encode", EDIT_VERB),
+    ("meld", EDIT_VERB),
+    ("end", EDIT_VERB),
+    ("begin", EDIT_VERB),
+    ("start", EDIT_VERB),
+    ("make", EDIT_VERB),
+    ("give", EDIT_VERB),
+    ("use", EDIT_VERB | INVOKE_VERB),
+    ("ensure", EDIT_VERB),
+    ("say", EDIT_VERB),
+    ("respond", EDIT_VERB),
+    // INVOKE and CALLABLE
+    ("call", INVOKE_VERB),
+    ("invoke", INVOKE_VERB),
+    ("execute", INVOKE_VERB),
+    ("run", INVOKE_VERB),
+    ("trigger", INVOKE_VERB),
+    ("perform", INVOKE_VERB),
+    ("immediately", MODAL),
+    ("tool", CALLABLE),
+    ("function", CALLABLE),
+    ("command", CALLABLE),
+    ("api", CALLABLE),
+    ("plugin", CALLABLE),
+    ("action", CALLABLE),
+    // SEND and SECRET
+    ("send", SEND_VERB),
+    ("forward", SEND_VERB),
+    ("email", SEND_VERB),
+    ("e-mail", SEND_VERB),
+    ("upload", SEND_VERB),
+    ("post", SEND_VERB),
+    ("transfer", SEND_VERB),
+    ("exfiltrate", SEND_VERB),
+    ("share", SEND_VERB),
+    ("sende", SEND_VERB),
+    ("schicke", SEND_VERB),
+    ("credentials", SECRET),
+    ("api key", SECRET),
+    ("api keys", SECRET),
+    ("access token", SECRET),
+    ("secret key", SECRET),
+    ("private key", SECRET),
+    ("secrets", SECRET),
+    ("chat history", SECRET),
+    ("conversation history", SECRET),
+    ("the conversation", SECRET),
+    ("contacts", SECRET),
+    ("ssh key", SECRET),
+    ("cookies", SECRET),
+    ("session token", SECRET),
+    ("credit card", SECRET),
+    ("social security", SECRET),
+    ("passwort", SECRET),
+    ("zugangsdaten", SECRET),
+    // AUTHORITY
+    ("i'm from", I_AM),
+    ("i am from", I_AM),
+    ("i'm with", I_AM),
+    ("i am with", I_AM),
+    ("i'm the", I_AM),
+    ("i am the", I_AM),
+    ("i'm your", I_AM),
+    ("i am your", I_AM),
+    ("i’m from", I_AM),
+    ("i’m the", I_AM),
+    ("i’m your", I_AM),
+    ("this is the", I_AM),
+    ("this is your", I_AM),
+    ("speaking as", I_AM | AS_THE),
+    ("ich bin der", I_AM),
+    ("ich bin die", I_AM),
+    ("ich bin ihr", I_AM),
+    ("hier ist die", I_AM),
+    ("hier spricht", I_AM),
+    ("as the", AS_THE),
+    ("as your", AS_THE),
+    ("as an", AS_THE),
+    ("in my capacity as", AS_THE),
+    ("on behalf of", AS_THE),
+    ("im auftrag", AS_THE),
+    ("als ihr", AS_THE),
+    ("als dein", AS_THE),
+    ("it", ROLE),
+    ("it department", ROLE),
+    ("it support", ROLE),
+    ("helpdesk", ROLE),
+    ("help desk", ROLE),
+    ("administrator", ROLE),
+    ("admin", ROLE),
+    ("sysadmin", ROLE),
+    ("system administrator", ROLE),
+    ("security team", ROLE),
+    ("it security", ROLE),
+    ("compliance", ROLE),
+    ("compliance team", ROLE),
+    ("legal department", ROLE),
+    ("hr", ROLE),
+    ("ceo", ROLE | SUPERIOR),
+    ("cfo", ROLE | SUPERIOR),
+    ("cto", ROLE | SUPERIOR),
+    ("owner", ROLE),
+    ("developer", ROLE),
+    ("developers", ROLE),
+    ("supervisor", ROLE),
+    ("auditor", ROLE),
+    ("root", ROLE),
+    ("management", ROLE | SUPERIOR),
+    ("head of", ROLE),
+    ("it-abteilung", ROLE),
+    ("administratorin", ROLE),
+    ("geschäftsführer", ROLE),
+    ("my manager", SUPERIOR),
+    ("my boss", SUPERIOR),
+    ("my supervisor", SUPERIOR),
+    ("your manager", SUPERIOR),
+    ("your boss", SUPERIOR),
+    ("the boss", SUPERIOR),
+    ("mein chef", SUPERIOR),
+    ("meine chefin", SUPERIOR),
+    ("already approved", APPROVED),
+    ("has approved", APPROVED),
+    ("have approved", APPROVED),
+    ("approved this", APPROVED),
+    ("approved it", APPROVED),
+    ("pre-approved", APPROVED),
+    ("preapproved", APPROVED),
+    ("already authorized", APPROVED),
+    ("already authorised", APPROVED),
+    ("has authorized", APPROVED),
+    ("has authorised", APPROVED),
+    ("signed off", APPROVED),
+    ("gave the go-ahead", APPROVED),
+    ("bereits genehmigt", APPROVED),
+    ("schon genehmigt", APPROVED),
+    ("hat das genehmigt", APPROVED),
+    ("hat genehmigt", APPROVED),
+    ("freigegeben", APPROVED),
+    ("routine audit", ROUTINE),
+    ("routine check", ROUTINE),
+    ("routine security", ROUTINE),
+    ("routine maintenance", ROUTINE),
+    ("security audit", ROUTINE),
+    ("compliance audit", ROUTINE),
+    ("compliance check", ROUTINE),
+    ("security check", ROUTINE),
+    ("mandatory audit", ROUTINE),
+    ("routineprüfung", ROUTINE),
+    ("i was told i don't need", EXEMPT),
+    ("i was told i do not need", EXEMPT),
+    ("i was told i dont need", EXEMPT),
+    ("no need to verify", EXEMPT),
+    ("no need to check", EXEMPT),
+    ("skip the verification", EXEMPT),
+    ("skip verification", EXEMPT),
+    ("bypass the approval", EXEMPT),
+    ("without the usual approval", EXEMPT),
+    ("don't need approval", EXEMPT),
+    ("do not need approval", EXEMPT),
+    ("don't need to verify", EXEMPT),
+    ("i have admin", EXEMPT),
+    ("i have root", EXEMPT),
+    ("i have full access", EXEMPT),
+    ("i am authorized", EXEMPT),
+    ("i'm authorized", EXEMPT),
+    ("i am authorised", EXEMPT),
+    ("i'm authorised", EXEMPT),
+    ("ich bin berechtigt", EXEMPT),
+    ("message from me", PRINCIPAL),
+    ("message from your user", PRINCIPAL),
+    ("message from the user", PRINCIPAL),
+    ("message from your owner", PRINCIPAL),
+    ("the user has authorized", PRINCIPAL),
+    ("the user has asked you", PRINCIPAL),
+    ("the user wants you to", PRINCIPAL),
+    ("your user has", PRINCIPAL),
+    ("on my behalf", PRINCIPAL),
+    // MODAL
+    ("you must", MODAL),
+    ("you should", MODAL),
+    ("you need to", MODAL),
+    ("you have to", MODAL),
+    ("make sure to", MODAL),
+    ("be sure to", MODAL),
+    ("do not hesitate to", MODAL),
+    ("don't hesitate to", MODAL),
+    ("remember to", MODAL),
+    ("it is important", MODAL),
+    ("du musst", MODAL),
+    ("sie müssen", MODAL),
+    // Misc
+    ("pwned", PWNED),
+    ("pwnd", PWNED),
+    ("following", FOLLOWING),
+    ("subsequent", FOLLOWING),
+    ("below", FOLLOWING),
+    ("folgende*", FOLLOWING),
+    ("snippet", SNIPPET),
+    ("code block", SNIPPET),
+    ("code section", SNIPPET),
+    ("code excerpt", SNIPPET),
+    ("code snippet", SNIPPET),
+    ("stop", STOP),
+    ("stopp", STOP),
+    ("attention", STOP),
+    ("achtung", STOP),
+];
+
+/// One lexicon entry found in a text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hit {
+    pub start: usize,
+    pub end: usize,
+    pub concepts: u64,
+}
+
+/// The compiled lexicon.
+#[derive(Debug, Clone)]
+pub(crate) struct Lexicon {
+    automaton: AhoCorasick,
+    /// Per pattern: concepts, and whether the entry is a prefix (no right word boundary needed).
+    meanings: Vec<(u64, bool)>,
+}
+
+impl Lexicon {
+    /// Builds the lexicon plus `extra` entries (the agent's action names, tagged `extra_concept`).
+    pub fn new(extra: &[(String, u64)]) -> Result<Lexicon, aho_corasick::BuildError> {
+        let mut patterns: Vec<String> = Vec::with_capacity(ENTRIES.len() + extra.len());
+        let mut meanings = Vec::with_capacity(ENTRIES.len() + extra.len());
+        let builtin = ENTRIES.iter().map(|(entry, concepts)| (*entry, *concepts));
+        let extra = extra
+            .iter()
+            .map(|(entry, concepts)| (entry.as_str(), *concepts));
+        for (entry, concepts) in builtin.chain(extra) {
+            let (text, prefix) = match entry.strip_suffix('*') {
+                Some(stem) => (stem, true),
+                None => (entry, false),
+            };
+            // Words written with a curly apostrophe match too.
+            patterns.push(text.to_string());
+            meanings.push((concepts, prefix));
+            if text.contains('\'') {
+                patterns.push(text.replace('\'', "\u{2019}"));
+                meanings.push((concepts, prefix));
+            }
+        }
+        let automaton = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&patterns)?;
+        Ok(Lexicon {
+            automaton,
+            meanings,
+        })
+    }
+
+    /// Every entry in `text` that sits on word boundaries, in order.
+    pub fn hits(&self, text: &str) -> Vec<Hit> {
+        let bytes = text.as_bytes();
+        let mut hits = Vec::new();
+        for found in self.automaton.find_iter(bytes) {
+            let Some(&(concepts, prefix)) = self.meanings.get(found.pattern().as_usize()) else {
+                continue;
+            };
+            let (start, end) = (found.start(), found.end());
+            if !boundary_before(text, start) || (!prefix && !boundary_after(text, end)) {
+                continue;
+            }
+            hits.push(Hit {
+                start,
+                end,
+                concepts,
+            });
+        }
+        hits
+    }
+}
+
+/// True when no letter or digit ends right before `at` (CJK text has no spaces, so it always is).
+fn boundary_before(text: &str, at: usize) -> bool {
+    match text.get(..at).and_then(|head| head.chars().next_back()) {
+        None => true,
+        Some(c) => {
+            !c.is_alphanumeric()
+                || is_cjk(c)
+                || text
+                    .get(at..)
+                    .and_then(|t| t.chars().next())
+                    .is_some_and(is_cjk)
+        }
+    }
+}
+
+/// True when no letter or digit starts right at `at`.
+fn boundary_after(text: &str, at: usize) -> bool {
+    match text.get(at..).and_then(|tail| tail.chars().next()) {
+        None => true,
+        Some(c) => {
+            !c.is_alphanumeric()
+                || is_cjk(c)
+                || text
+                    .get(..at)
+                    .and_then(|t| t.chars().next_back())
+                    .is_some_and(is_cjk)
+        }
+    }
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{3040}'..='\u{30ff}' | '\u{3400}'..='\u{4dbf}' | '\u{4e00}'..='\u{9fff}' | '\u{ac00}'..='\u{d7af}')
+}

@@ -1,0 +1,592 @@
+//! Phrase rules: injection and authority findings from the order and distance of lexicon concepts.
+//!
+//! A single word proves nothing ("ignore this warning" is a question about a compiler). The rules
+//! ask for structure: an override verb *followed by* a reference to earlier instructions within the
+//! same clause, an edit verb aimed at *the reader's own* response, a claimed role right after
+//! "I'm from". Each rule's score says how strongly its shape alone indicates an attack; weak
+//! shapes stay below the default threshold and only flag in combination.
+
+use std::ops::Range;
+
+use crate::lexicon::concept::*;
+use crate::lexicon::Hit;
+use crate::{Finding, FindingKind, Source};
+
+/// Bytes an override verb may be from the instructions it discards ("ignore all of the above
+/// instructions" spans about 30).
+const OVERRIDE_GAP_BYTES_MAX: usize = 48;
+/// Bytes between parts of an edit directive ("add X in your response").
+const EDIT_GAP_BYTES_MAX: usize = 90;
+
+pub(crate) struct RuleInput<'a> {
+    pub text: &'a str,
+    pub hits: &'a [Hit],
+    pub source: Source,
+}
+
+impl RuleInput<'_> {
+    fn word(&self, hit: &Hit) -> &str {
+        self.text.get(hit.start..hit.end).unwrap_or_default()
+    }
+
+    fn is_word(&self, hit: &Hit, words: &[&str]) -> bool {
+        let word = self.word(hit);
+        words.iter().any(|w| word.eq_ignore_ascii_case(w))
+    }
+
+    /// True when a clause break ('.', '!', '?', newline) lies in `range`.
+    fn clause_break(&self, range: Range<usize>) -> bool {
+        self.text
+            .as_bytes()
+            .get(range)
+            .unwrap_or_default()
+            .iter()
+            .any(|b| matches!(b, b'.' | b'!' | b'?' | b'\n'))
+    }
+
+    /// The first hit after `from_idx` carrying `mask`, starting at most `gap_bytes_max` bytes
+    /// after `anchor_end`, with no clause break in between.
+    fn next(
+        &self,
+        from_idx: usize,
+        anchor_end: usize,
+        mask: u64,
+        gap_bytes_max: usize,
+    ) -> Option<usize> {
+        for (idx, hit) in self.hits.iter().enumerate().skip(from_idx + 1) {
+            if hit.start > anchor_end + gap_bytes_max {
+                return None;
+            }
+            if hit.concepts & mask != 0 {
+                if self.clause_break(anchor_end..hit.start) {
+                    return None;
+                }
+                return Some(idx);
+            }
+        }
+        None
+    }
+
+    fn any_between(&self, from_idx: usize, to_idx: usize, mask: u64) -> bool {
+        self.hits
+            .get(from_idx + 1..to_idx)
+            .unwrap_or_default()
+            .iter()
+            .any(|hit| hit.concepts & mask != 0)
+    }
+
+    /// Start of the clause holding byte `at`.
+    fn clause_start(&self, at: usize) -> usize {
+        let bytes = self.text.as_bytes().get(..at).unwrap_or_default();
+        bytes
+            .iter()
+            .rposition(|b| matches!(b, b'.' | b'!' | b'?' | b'\n' | b':' | b'"' | b'(' | b'-'))
+            .map_or(0, |pos| pos + 1)
+    }
+
+    /// True when the hit opens its clause (after at most a "please" or similar softener), which is
+    /// what makes a verb an imperative rather than part of a description.
+    fn opens_clause(&self, hit: &Hit) -> bool {
+        let start = self.clause_start(hit.start);
+        let lead = self.text.get(start..hit.start).unwrap_or_default().trim();
+        let lead = lead.trim_matches(|c: char| !c.is_alphanumeric());
+        lead.is_empty()
+            || [
+                "please", "kindly", "also", "and", "now", "then", "bitte", "so", "finally",
+            ]
+            .iter()
+            .any(|w| lead.eq_ignore_ascii_case(w))
+    }
+
+    fn indirect(&self) -> bool {
+        matches!(self.source, Source::Tool | Source::Document)
+    }
+}
+
+fn finding(
+    kind: FindingKind,
+    rule: &'static str,
+    score: f32,
+    span: Range<usize>,
+    reason: &str,
+) -> Finding {
+    Finding {
+        kind,
+        rule,
+        score,
+        span,
+        reason: reason.to_string(),
+    }
+}
+
+const EVERYTHING: &[&str] = &[
+    "everything",
+    "alles",
+    "todo",
+    "tout",
+    "sve",
+    "все",
+    "all",
+    "所有",
+];
+const GENERIC_PRIOR: &[&str] = &[
+    "all",
+    "any",
+    "alle",
+    "alles",
+    "everything",
+    "todo",
+    "todas",
+    "toutes",
+    "tutte",
+    "sve",
+    "все",
+    "所有",
+];
+const STRONG_PRIOR: &[&str] = &[
+    "previous",
+    "previously",
+    "prior",
+    "above",
+    "earlier",
+    "preceding",
+    "before",
+    "beforehand",
+    "foregoing",
+    "aforementioned",
+    "initial",
+    "original",
+];
+
+/// Runs every phrase rule and appends its findings.
+pub(crate) fn run(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
+    override_rules(input, findings);
+    leak_rules(input, findings);
+    persona_rules(input, findings);
+    output_rules(input, findings);
+    invocation_rules(input, findings);
+    authority_rules(input, findings);
+}
+
+fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
+    for (idx, hit) in input.hits.iter().enumerate() {
+        if hit.concepts & OVERRIDE != 0 {
+            // "ignore (all) (the) previous/your instructions", "drop all your instructions".
+            if let Some(directive_idx) = input.next(idx, hit.end, DIRECTIVE, OVERRIDE_GAP_BYTES_MAX)
+            {
+                let directive = input.hits.get(directive_idx).copied().unwrap_or(*hit);
+                let qualified = hit.concepts & PRIOR != 0
+                    || input.any_between(idx, directive_idx, PRIOR | YOUR)
+                    || input
+                        .next(directive_idx, directive.end, PRIOR, 24)
+                        .is_some_and(|after| {
+                            input
+                                .hits
+                                .get(after)
+                                .is_some_and(|h| input.is_word(h, STRONG_PRIOR))
+                        });
+                if qualified {
+                    findings.push(finding(
+                        FindingKind::Injection,
+                        "override",
+                        0.92,
+                        hit.start..directive.end,
+                        "tells the reader to discard its earlier instructions",
+                    ));
+                    continue;
+                }
+            }
+            // "forget everything (before that)", "vergiss alles".
+            if let Some(all_idx) = input.next(idx, hit.end, PRIOR, 12) {
+                if let Some(all) = input.hits.get(all_idx) {
+                    if input.is_word(all, EVERYTHING) {
+                        let tail = input.next(all_idx, all.end, PRIOR, 12);
+                        let strong = input
+                            .is_word(all, &["everything", "alles", "todo", "tout", "sve", "все"]);
+                        let score = if tail.is_some() || strong { 0.8 } else { 0.35 };
+                        findings.push(finding(
+                            FindingKind::Injection,
+                            "override",
+                            score,
+                            hit.start..all.end,
+                            "tells the reader to forget everything so far",
+                        ));
+                        continue;
+                    }
+                }
+            }
+        }
+        // "Die obigen Ausführungen ignorieren", "previous instructions are void".
+        if hit.concepts & PRIOR != 0 && !input.is_word(hit, GENERIC_PRIOR) {
+            if let Some(directive_idx) = input.next(idx, hit.end, DIRECTIVE, 24) {
+                let directive = input.hits.get(directive_idx).copied().unwrap_or(*hit);
+                if let Some(verb_idx) =
+                    input.next(directive_idx, directive.end, OVERRIDE | NULLIFY, 40)
+                {
+                    let verb = input.hits.get(verb_idx).copied().unwrap_or(directive);
+                    findings.push(finding(
+                        FindingKind::Injection,
+                        "override",
+                        0.85,
+                        hit.start..verb.end,
+                        "declares the reader's earlier instructions void",
+                    ));
+                }
+            }
+        }
+        if hit.concepts & SWITCH != 0 {
+            findings.push(finding(
+                FindingKind::Injection,
+                "task_switch",
+                0.4,
+                hit.start..hit.end,
+                "switches the reader to a new task or mode",
+            ));
+        }
+        if hit.concepts & NEW != 0 {
+            if let Some(directive_idx) = input.next(idx, hit.end, DIRECTIVE, 8) {
+                let directive = input.hits.get(directive_idx).copied().unwrap_or(*hit);
+                if !input.is_word(
+                    &directive,
+                    &[
+                        "information",
+                        "informationen",
+                        "context",
+                        "documents",
+                        "articles",
+                        "training",
+                        "programming",
+                    ],
+                ) {
+                    findings.push(finding(
+                        FindingKind::Injection,
+                        "task_switch",
+                        0.4,
+                        hit.start..directive.end,
+                        "announces new instructions for the reader",
+                    ));
+                }
+            }
+        }
+        if hit.concepts & STOP != 0
+            && input.is_word(hit, &["stop", "stopp"])
+            && input.opens_clause(hit)
+        {
+            let after = input.text.get(hit.end..).unwrap_or_default().trim_start();
+            if after.starts_with(['-', ':', ',', '!']) {
+                findings.push(finding(
+                    FindingKind::Injection,
+                    "task_switch",
+                    0.4,
+                    hit.start..hit.end,
+                    "breaks off the conversation with a stop marker",
+                ));
+            }
+        }
+        if hit.concepts & PWNED != 0 {
+            findings.push(finding(
+                FindingKind::Injection,
+                "pwned_marker",
+                0.7,
+                hit.start..hit.end,
+                "contains a prompt-injection proof marker",
+            ));
+        }
+    }
+}
+
+fn leak_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
+    for (idx, hit) in input.hits.iter().enumerate() {
+        if hit.concepts & LEAK_VERB != 0 {
+            if let Some(object_idx) = input.next(idx, hit.end, LEAK_OBJECT | DIRECTIVE, 40) {
+                let object = input.hits.get(object_idx).copied().unwrap_or(*hit);
+                let is_prompt = object.concepts & LEAK_OBJECT != 0
+                    && !input.is_word(&object, &["password", "passwords"]);
+                let owned = input
+                    .hits
+                    .get(idx + 1..object_idx)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|h| {
+                        h.concepts & YOUR != 0
+                            || (h.concepts & PRIOR != 0 && input.is_word(h, STRONG_PRIOR))
+                    })
+                    || input
+                        .next(object_idx, object.end, PRIOR, 16)
+                        .is_some_and(|after| {
+                            input
+                                .hits
+                                .get(after)
+                                .is_some_and(|h| input.is_word(h, STRONG_PRIOR))
+                        });
+                let directive_word = input.is_word(
+                    &object,
+                    &[
+                        "instructions",
+                        "instruction",
+                        "prompt",
+                        "prompts",
+                        "rules",
+                        "guidelines",
+                        "anweisungen",
+                        "prompt text",
+                        "prompt texts",
+                        "system prompt",
+                        "directives",
+                    ],
+                );
+                if (is_prompt
+                    && (owned
+                        || input.is_word(
+                            &object,
+                            &[
+                                "system prompt",
+                                "prompt text",
+                                "prompt texts",
+                                "initial instructions",
+                                "hidden instructions",
+                                "secret word",
+                            ],
+                        )
+                        || object.end - object.start > 12))
+                    || (owned && directive_word)
+                {
+                    findings.push(finding(
+                        FindingKind::Injection,
+                        "prompt_leak",
+                        0.85,
+                        hit.start..object.end,
+                        "asks the reader to disclose its prompt or instructions",
+                    ));
+                }
+            }
+        }
+        if hit.concepts & ABOVE_TEXT != 0 {
+            let strong = !input.is_word(hit, &["in the prompt", "this prompt"]);
+            findings.push(finding(
+                FindingKind::Injection,
+                "prompt_leak",
+                if strong { 0.7 } else { 0.35 },
+                hit.start..hit.end,
+                "asks about text that came before in the reader's prompt",
+            ));
+        }
+    }
+}
+
+fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
+    for hit in input.hits {
+        if hit.concepts & JAILBREAK != 0 {
+            findings.push(finding(
+                FindingKind::Injection,
+                "jailbreak",
+                0.85,
+                hit.start..hit.end,
+                "invokes a known jailbreak persona or mode",
+            ));
+        } else if hit.concepts & UNRESTRICTED != 0 {
+            findings.push(finding(
+                FindingKind::Injection,
+                "jailbreak",
+                0.45,
+                hit.start..hit.end,
+                "asks the reader to act without its restrictions",
+            ));
+        } else if hit.concepts & PERSONA != 0 {
+            findings.push(finding(
+                FindingKind::Injection,
+                "persona",
+                0.3,
+                hit.start..hit.end,
+                "sets up a role for the reader to play",
+            ));
+        }
+    }
+}
+
+fn output_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
+    let score_scale = if input.indirect() { 1.0 } else { 0.5 };
+    for (idx, hit) in input.hits.iter().enumerate() {
+        if hit.concepts & EDIT_VERB == 0
+            || !input.opens_clause(hit)
+                && !input
+                    .hits
+                    .get(idx.saturating_sub(1))
+                    .is_some_and(|h| h.concepts & MODAL != 0 && h.end + 2 >= hit.start)
+        {
+            continue;
+        }
+        // "Add a sentence in your response", "Translate your message to Italian", "Integrate the
+        // following code snippet into your implementation".
+        let Some(your_idx) = input.next(idx, hit.end, YOUR, EDIT_GAP_BYTES_MAX) else {
+            continue;
+        };
+        let your = input.hits.get(your_idx).copied().unwrap_or(*hit);
+        let Some(output_idx) = input.next(your_idx, your.end, OUTPUT, 2) else {
+            continue;
+        };
+        let output = input.hits.get(output_idx).copied().unwrap_or(your);
+        let code = input.any_between(idx, output_idx, SNIPPET | FOLLOWING);
+        let score = if code { 0.75 } else { 0.65 } * score_scale;
+        findings.push(finding(
+            FindingKind::Injection,
+            "output_directive",
+            score,
+            hit.start..output.end,
+            "tells the reader what to put in its own response",
+        ));
+    }
+}
+
+fn invocation_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
+    let indirect = input.indirect();
+    for (idx, hit) in input.hits.iter().enumerate() {
+        if hit.concepts & ACTION != 0 {
+            // An own action named in content, in an instruction to the reader.
+            let window = input.clause_start(hit.start);
+            let instructed = input
+                .hits
+                .get(..idx)
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .take_while(|h| h.start >= window)
+                .any(|h| h.concepts & (INVOKE_VERB | MODAL | SEND_VERB | READER) != 0)
+                || input.opens_clause(hit);
+            if instructed {
+                findings.push(finding(
+                    FindingKind::ToolInvocation,
+                    "tool_invocation",
+                    if indirect { 0.88 } else { 0.3 },
+                    hit.start..hit.end,
+                    "tells the reader to call one of the agent's own actions",
+                ));
+            }
+        }
+        if hit.concepts & INVOKE_VERB != 0 && !input.is_word(hit, &["use"]) {
+            if let Some(callable_idx) = input.next(idx, hit.end, CALLABLE, 30) {
+                let callable = input.hits.get(callable_idx).copied().unwrap_or(*hit);
+                if input.opens_clause(hit)
+                    || input
+                        .hits
+                        .get(idx.saturating_sub(1))
+                        .is_some_and(|h| h.concepts & MODAL != 0)
+                {
+                    findings.push(finding(
+                        FindingKind::ToolInvocation,
+                        "tool_invocation",
+                        if indirect { 0.55 } else { 0.25 },
+                        hit.start..callable.end,
+                        "tells the reader to call a tool or run a command",
+                    ));
+                }
+            }
+        }
+        if hit.concepts & SEND_VERB != 0 {
+            if let Some(secret_idx) = input.next(idx, hit.end, SECRET, 60) {
+                let secret = input.hits.get(secret_idx).copied().unwrap_or(*hit);
+                let clause_end = input
+                    .text
+                    .get(secret.end..)
+                    .and_then(|tail| tail.find(['\n']).map(|pos| secret.end + pos))
+                    .unwrap_or(input.text.len())
+                    .min(secret.end + 160);
+                let tail = input.text.get(secret.end..clause_end).unwrap_or_default();
+                let destination = tail.contains("http://")
+                    || tail.contains("https://")
+                    || tail.contains('@')
+                    || tail.contains("www.");
+                let score = match (destination, indirect) {
+                    (true, true) => 0.85,
+                    (true, false) => 0.6,
+                    (false, true) => 0.45,
+                    (false, false) => 0.2,
+                };
+                findings.push(finding(
+                    FindingKind::Exfiltration,
+                    "exfiltration_instruction",
+                    score,
+                    hit.start..secret.end,
+                    "tells the reader to send sensitive data somewhere",
+                ));
+            }
+        }
+        if hit.concepts & READER != 0 && indirect {
+            let near = input
+                .hits
+                .iter()
+                .skip(idx + 1)
+                .take_while(|h| h.start <= hit.end + 80)
+                .any(|h| h.concepts & (MODAL | OVERRIDE | INVOKE_VERB | EDIT_VERB) != 0);
+            findings.push(finding(
+                FindingKind::Injection,
+                "reader_address",
+                if near { 0.6 } else { 0.3 },
+                hit.start..hit.end,
+                "content addresses the AI reading it",
+            ));
+        }
+    }
+}
+
+fn authority_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
+    for (idx, hit) in input.hits.iter().enumerate() {
+        if hit.concepts & (I_AM | AS_THE) != 0 {
+            if let Some(role_idx) = input.next(idx, hit.end, ROLE, 14) {
+                let role = input.hits.get(role_idx).copied().unwrap_or(*hit);
+                // "IT" must be written as the acronym, not the pronoun "it".
+                let acronym_ok =
+                    !input.word(&role).eq_ignore_ascii_case("it") || input.word(&role) == "IT";
+                if acronym_ok {
+                    let claimed = hit.concepts & I_AM != 0;
+                    findings.push(finding(
+                        FindingKind::AuthorityClaim,
+                        "role_claim",
+                        if claimed { 0.7 } else { 0.55 },
+                        hit.start..role.end,
+                        "claims a role or authority in text",
+                    ));
+                }
+            }
+        }
+        if hit.concepts & (SUPERIOR | ROLE) != 0 && !input.word(hit).eq_ignore_ascii_case("it") {
+            if let Some(approved_idx) = input.next(idx, hit.end, APPROVED, 40) {
+                let approved = input.hits.get(approved_idx).copied().unwrap_or(*hit);
+                findings.push(finding(
+                    FindingKind::AuthorityClaim,
+                    "prior_approval",
+                    0.75,
+                    hit.start..approved.end,
+                    "claims someone with authority already approved this",
+                ));
+            }
+        }
+        if hit.concepts & ROUTINE != 0 {
+            findings.push(finding(
+                FindingKind::AuthorityClaim,
+                "routine_check",
+                0.45,
+                hit.start..hit.end,
+                "presents the request as a routine check",
+            ));
+        }
+        if hit.concepts & EXEMPT != 0 {
+            findings.push(finding(
+                FindingKind::AuthorityClaim,
+                "exemption",
+                0.65,
+                hit.start..hit.end,
+                "claims an exemption from verification or approval",
+            ));
+        }
+        if hit.concepts & PRINCIPAL != 0 {
+            findings.push(finding(
+                FindingKind::AuthorityClaim,
+                "principal_impersonation",
+                if input.indirect() { 0.75 } else { 0.3 },
+                hit.start..hit.end,
+                "content claims to speak for the agent's principal",
+            ));
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Structural signals that need no vocabulary: chat-template and role markers, hidden text,
+//! exfiltration shapes (markdown images and links carrying data), and encoded payloads.
+
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use crate::{Finding, FindingKind, Source};
+
+/// Shortest base64 run treated as a possible encoded payload, in bytes.
+pub(crate) const BASE64_RUN_BYTES_MIN: usize = 24;
+/// Longest base64 run decoded and rescanned, in bytes; longer runs are reported undecoded.
+pub(crate) const BASE64_RUN_BYTES_MAX: usize = 64 * 1024;
+/// Most base64 runs decoded per scan.
+pub(crate) const BASE64_RUNS_MAX: usize = 8;
+
+/// Special tokens of chat templates: never part of ordinary content.
+const TEMPLATE_TOKENS: &[&str] = &[
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|endoftext|>",
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "[INST]",
+    "[/INST]",
+    "<<SYS>>",
+    "<</SYS>>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<|channel|>",
+    "<|message|>",
+];
+
+/// Role labels at the start of a line: (label, score). A system label claims the highest authority.
+const ROLE_LABELS: &[(&str, f32)] = &[
+    ("system:", 0.75),
+    ("system prompt:", 0.8),
+    ("### system", 0.8),
+    ("### instruction", 0.6),
+    ("instruction:", 0.55),
+    ("instructions:", 0.5),
+    ("new instructions:", 0.75),
+    ("{system:", 0.8),
+    ("[system]", 0.8),
+    ("(system)", 0.7),
+    ("assistant:", 0.45),
+    ("human:", 0.45),
+    ("ai:", 0.35),
+    ("### response", 0.5),
+    ("system message:", 0.8),
+    ("admin:", 0.5),
+    ("developer:", 0.5),
+];
+
+#[derive(Debug, Clone)]
+pub(crate) struct Structure {
+    template_tokens: AhoCorasick,
+}
+
+impl Structure {
+    pub fn new() -> Result<Structure, aho_corasick::BuildError> {
+        let template_tokens = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(TEMPLATE_TOKENS)?;
+        Ok(Structure { template_tokens })
+    }
+
+    pub fn run(&self, text: &str, source: Source, findings: &mut Vec<Finding>) {
+        self.role_markers(text, findings);
+        hidden_text(text, findings);
+        exfiltration_shapes(text, source, findings);
+    }
+
+    fn role_markers(&self, text: &str, findings: &mut Vec<Finding>) {
+        let bytes = text.as_bytes();
+        if memchr_any(bytes, b'<', b'[') {
+            for found in self.template_tokens.find_iter(bytes) {
+                findings.push(Finding {
+                    kind: FindingKind::RoleMarker,
+                    rule: "template_token",
+                    score: 0.9,
+                    span: found.start()..found.end(),
+                    reason: "contains a chat-template control token".to_string(),
+                });
+            }
+        }
+        let mut line_start = 0;
+        for line in text.split_inclusive('\n') {
+            let trimmed = line.trim_start_matches([' ', '\t', '>', '*', '#', '"', '\'', '\\', 'n']);
+            let offset = line_start + (line.len() - trimmed.len());
+            // "### System" keeps its hashes; look at the untrimmed line as well.
+            let hashed = line.trim_start_matches([' ', '\t']);
+            let hashed_offset = line_start + (line.len() - hashed.len());
+            for (label, score) in ROLE_LABELS {
+                let (candidate, at) = if label.starts_with('#') {
+                    (hashed, hashed_offset)
+                } else {
+                    (trimmed, offset)
+                };
+                if candidate.len() >= label.len()
+                    && candidate
+                        .get(..label.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(label))
+                {
+                    findings.push(Finding {
+                        kind: FindingKind::RoleMarker,
+                        rule: "role_label",
+                        score: *score,
+                        span: at..at + label.len(),
+                        reason: format!("a line opens with the role label `{label}`"),
+                    });
+                    break;
+                }
+            }
+            line_start += line.len();
+        }
+    }
+}
+
+fn memchr_any(bytes: &[u8], a: u8, b: u8) -> bool {
+    bytes.iter().any(|byte| *byte == a || *byte == b)
+}
+
+/// Invisible and direction-changing characters, and markup that hides text from a human reader.
+fn hidden_text(text: &str, findings: &mut Vec<Finding>) {
+    let mut n_tag_chars = 0usize;
+    let mut n_invisible = 0usize;
+    let mut n_bidi = 0usize;
+    let mut first: Option<usize> = None;
+    let mut last = 0usize;
+    let mut prev: Option<char> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((idx, c)) = chars.next() {
+        let next = chars.peek().map(|(_, c)| *c);
+        let class = match c {
+            '\u{E0000}'..='\u{E007F}' => Some(&mut n_tag_chars),
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => Some(&mut n_bidi),
+            '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{180E}' | '\u{00AD}' => {
+                Some(&mut n_invisible)
+            }
+            // Joiners are legitimate inside emoji sequences and in Indic and Arabic scripts; they
+            // are hidden text only between ASCII letters.
+            '\u{200C}' | '\u{200D}' => {
+                let ascii_around = prev.is_some_and(|p| p.is_ascii_alphanumeric())
+                    && next.is_some_and(|n| n.is_ascii_alphanumeric());
+                if ascii_around {
+                    Some(&mut n_invisible)
+                } else {
+                    None
+                }
+            }
+            '\u{FEFF}' if idx > 0 => Some(&mut n_invisible),
+            _ => None,
+        };
+        if let Some(count) = class {
+            *count += 1;
+            first.get_or_insert(idx);
+            last = idx + c.len_utf8();
+        }
+        prev = Some(c);
+    }
+    if let Some(first) = first {
+        // Soft hyphens alone are common in typeset text; a few zero-width spaces happen in
+        // copy-pasted web text; tag characters and overrides are never innocent.
+        let (score, reason) = if n_tag_chars > 0 {
+            (
+                0.95,
+                "contains invisible Unicode tag characters (ASCII smuggling)",
+            )
+        } else if n_bidi > 0 {
+            (0.7, "contains bidirectional override characters")
+        } else if n_invisible >= 3 {
+            (0.65, "contains zero-width characters inside the text")
+        } else {
+            (0.25, "contains a zero-width character")
+        };
+        findings.push(Finding {
+            kind: FindingKind::HiddenText,
+            rule: "invisible_chars",
+            score,
+            span: first..last,
+            reason: reason.to_string(),
+        });
+    }
+
+    let lower_needed = text.contains('<') || text.contains("style") || text.contains("STYLE");
+    if !lower_needed {
+        return;
+    }
+    // HTML comments: hidden from a rendered page, read by a model.
+    let mut search_from = 0;
+    while let Some(rel) = text.get(search_from..).and_then(|t| t.find("<!--")) {
+        let start = search_from + rel;
+        let end = text
+            .get(start..)
+            .and_then(|t| t.find("-->"))
+            .map_or(text.len(), |e| start + e + 3);
+        let body = text
+            .get(start + 4..end.saturating_sub(3).max(start + 4))
+            .unwrap_or_default();
+        let wordy = body.split_whitespace().count() >= 4;
+        findings.push(Finding {
+            kind: FindingKind::HiddenText,
+            rule: "html_comment",
+            score: if wordy { 0.35 } else { 0.1 },
+            span: start..end,
+            reason: "contains an HTML comment with prose".to_string(),
+        });
+        search_from = end.max(start + 4);
+    }
+    hidden_styles(text, findings);
+}
+
+/// CSS that hides text: display:none, visibility:hidden, zero or tiny font sizes, zero opacity,
+/// and white text (on a page whose background is presumably white).
+fn hidden_styles(text: &str, findings: &mut Vec<Finding>) {
+    const STYLES: &[(&str, &str)] = &[
+        ("display:none", "display:none"),
+        ("visibility:hidden", "visibility:hidden"),
+        ("font-size:0", "zero font size"),
+        ("font-size:1px", "tiny font size"),
+        ("font-size:2px", "tiny font size"),
+        ("font-size:0.1", "tiny font size"),
+        ("opacity:0;", "zero opacity"),
+        ("opacity:0\"", "zero opacity"),
+        ("color:white", "white text"),
+        ("color:#fff", "white text"),
+        ("color:#ffffff", "white text"),
+        ("color:rgb(255,255,255)", "white text"),
+        ("color:transparent", "transparent text"),
+    ];
+    // Compare without whitespace and case so `display: none` and `Color: #FFF` match.
+    let mut squashed = String::with_capacity(text.len());
+    let mut origins = Vec::with_capacity(text.len());
+    for (idx, c) in text.char_indices() {
+        if !c.is_whitespace() {
+            squashed.push(c.to_ascii_lowercase());
+            for _ in 0..c.len_utf8() {
+                origins.push(idx);
+            }
+        }
+    }
+    for (pattern, what) in STYLES {
+        let mut from = 0;
+        while let Some(rel) = squashed.get(from..).and_then(|s| s.find(pattern)) {
+            let at = from + rel;
+            // `background-color:white` is a background, not hidden text.
+            let is_background = squashed
+                .get(..at)
+                .is_some_and(|head| head.ends_with("background-") || head.ends_with("background"));
+            if !is_background {
+                let start = origins.get(at).copied().unwrap_or(0);
+                let end = origins
+                    .get(at + pattern.len() - 1)
+                    .map_or(text.len(), |e| e + 1);
+                findings.push(Finding {
+                    kind: FindingKind::HiddenText,
+                    rule: "hidden_style",
+                    score: 0.45,
+                    span: start..end,
+                    reason: format!("styles text as hidden ({what})"),
+                });
+            }
+            from = at + pattern.len();
+        }
+    }
+}
+
+/// Markdown images and links whose URL carries data in its query: a rendered image fetches the
+/// URL with no click, which leaks whatever the reader was told to put there.
+fn exfiltration_shapes(text: &str, source: Source, findings: &mut Vec<Finding>) {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(rel) = text.get(from..).and_then(|t| t.find("](")) {
+        let paren = from + rel + 2;
+        from = paren;
+        let url_end = text
+            .get(paren..)
+            .and_then(|t| t.find([')', ' ', '\n']))
+            .map_or(text.len(), |e| paren + e);
+        let url = text.get(paren..url_end).unwrap_or_default();
+        if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("//")) {
+            continue;
+        }
+        let label_start = text
+            .get(..paren - 2)
+            .and_then(|t| t.rfind('['))
+            .unwrap_or(paren - 2);
+        let is_image = label_start > 0 && bytes.get(label_start - 1) == Some(&b'!');
+        let Some(query) = url.split_once('?').map(|(_, q)| q) else {
+            continue;
+        };
+        let value_bytes_max = query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.len()))
+            .max()
+            .unwrap_or(query.len());
+        let templated = query.contains('{')
+            || query.contains('$')
+            || query.contains("%7B")
+            || query.contains('<')
+            || query.contains('[');
+        let score = match (is_image, templated, value_bytes_max >= 24) {
+            (true, true, _) => 0.9,
+            (true, false, true) => 0.75,
+            (true, false, false) => 0.35,
+            (false, true, _) => 0.7,
+            (false, false, true) => 0.4,
+            (false, false, false) => 0.0,
+        };
+        let score = if source == Source::Output && score > 0.0 {
+            (score + 0.1f32).min(1.0)
+        } else {
+            score
+        };
+        if score > 0.0 {
+            findings.push(Finding {
+                kind: FindingKind::Exfiltration,
+                rule: if is_image {
+                    "markdown_image_data"
+                } else {
+                    "markdown_link_data"
+                },
+                score,
+                span: if is_image {
+                    label_start - 1
+                } else {
+                    label_start
+                }..url_end.min(text.len()),
+                reason: if templated {
+                    "markdown URL with a template placeholder for data in its query".to_string()
+                } else {
+                    "markdown URL carrying a long value in its query".to_string()
+                },
+            });
+        }
+    }
+}
+
+/// Runs of base64 long enough to hide a sentence, decoded when they decode to readable text.
+pub(crate) fn base64_runs(text: &str) -> Vec<(Range<usize>, Option<String>)> {
+    let bytes = text.as_bytes();
+    let mut runs = Vec::new();
+    let mut idx = 0;
+    while idx < bytes.len() && runs.len() < BASE64_RUNS_MAX {
+        if !is_base64_byte(bytes.get(idx).copied().unwrap_or(0)) {
+            idx += 1;
+            continue;
+        }
+        let start = idx;
+        while idx < bytes.len() && is_base64_byte(bytes.get(idx).copied().unwrap_or(0)) {
+            idx += 1;
+        }
+        let mut end = idx;
+        while end < bytes.len() && bytes.get(end) == Some(&b'=') && end - idx < 2 {
+            end += 1;
+        }
+        let run = bytes.get(start..end).unwrap_or_default();
+        let mixed = run.iter().any(u8::is_ascii_uppercase)
+            && run.iter().any(u8::is_ascii_lowercase)
+            && run.iter().any(u8::is_ascii_digit);
+        if run.len() >= BASE64_RUN_BYTES_MIN && mixed {
+            let decoded = if run.len() <= BASE64_RUN_BYTES_MAX {
+                decode_base64_text(run)
+            } else {
+                None
+            };
+            runs.push((start..end, decoded));
+        }
+        idx = end.max(idx);
+    }
+    runs
+}
+
+fn is_base64_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'-' | b'_')
+}
+
+/// Decodes standard or url-safe base64 and returns it when it is mostly readable text.
+fn decode_base64_text(run: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(run.len() / 4 * 3 + 3);
+    let mut acc: u32 = 0;
+    let mut n_bits = 0;
+    for byte in run {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(value);
+        n_bits += 6;
+        if n_bits >= 8 {
+            n_bits -= 8;
+            out.push(((acc >> n_bits) & 0xff) as u8);
+        }
+    }
+    let decoded = String::from_utf8(out).ok()?;
+    let n_chars = decoded.chars().count().max(1);
+    let n_readable = decoded
+        .chars()
+        .filter(|c| c.is_alphabetic() || *c == ' ' || c.is_ascii_punctuation())
+        .count();
+    let n_spaces = decoded.chars().filter(|c| *c == ' ').count();
+    (n_readable * 10 >= n_chars * 9 && n_spaces >= 2).then_some(decoded)
+}
