@@ -79,6 +79,20 @@ pub(crate) mod concept {
     pub const ABOVE_TEXT: u64 = 1 << 32;
     /// One of the agent's own action names (only when the detector is given tool context).
     pub const ACTION: u64 = 1 << 33;
+    /// Phrases that lock the reader into a role: "stay in character", "never break character".
+    pub const LOCK: u64 = 1 << 34;
+    /// Praise or closure that opens a task switch: "well done", "that is enough", "sehr gut".
+    pub const PRAISE: u64 = 1 << 35;
+    /// "now" in several languages.
+    pub const NOW: u64 = 1 << 36;
+    /// Announcements of another task: "another task", "further tasks", "neue Herausforderung".
+    pub const NEXT_TASK: u64 = 1 << 37;
+    /// Phrases rejecting the supplied context: "not by the", "not according to the".
+    pub const NOT_BY: u64 = 1 << 38;
+    /// Verbs that rewrite instructions: change, update, ändere.
+    pub const CHANGE: u64 = 1 << 39;
+    /// "are now", "is now": redefining something from here on.
+    pub const NOW_IS: u64 = 1 << 40;
 }
 
 use concept::*;
@@ -110,6 +124,11 @@ const ENTRIES: &[(&str, u64)] = &[
     ("leave behind", OVERRIDE),
     ("remove all previous", OVERRIDE | PRIOR),
     ("erase", OVERRIDE),
+    ("do not look at", OVERRIDE),
+    ("do not look in", OVERRIDE),
+    ("don't look at", OVERRIDE),
+    ("do not use the", OVERRIDE),
+    ("despite what", OVERRIDE),
     // OVERRIDE, German
     ("ignoriere", OVERRIDE),
     ("ignorieren", OVERRIDE),
@@ -215,6 +234,9 @@ const ENTRIES: &[(&str, u64)] = &[
     ("training", DIRECTIVE),
     ("what you were told", DIRECTIVE),
     ("you were told", DIRECTIVE),
+    ("you've been told", DIRECTIVE),
+    ("you have been told", DIRECTIVE),
+    ("thoughts", DIRECTIVE),
     ("anweisung*", DIRECTIVE),
     ("befehl*", DIRECTIVE),
     ("aufgabe*", DIRECTIVE),
@@ -312,10 +334,10 @@ const ENTRIES: &[(&str, u64)] = &[
     ("imagine you are", PERSONA),
     ("role-playing as", PERSONA),
     ("roleplaying as", PERSONA),
-    ("stay in their roles", PERSONA),
-    ("stay in character", PERSONA),
-    ("break character", PERSONA),
-    ("stay fully in their roles", PERSONA),
+    ("stay in their roles", LOCK),
+    ("stay in character", LOCK),
+    ("break character", LOCK),
+    ("stay fully in their roles", LOCK),
     ("you are going to act", PERSONA),
     ("i want you to act", PERSONA),
     ("stell dir vor", PERSONA),
@@ -324,7 +346,10 @@ const ENTRIES: &[(&str, u64)] = &[
     ("du bist jetzt", PERSONA),
     ("tu so als", PERSONA),
     ("fungieren", PERSONA),
-    ("in ihren rollen", PERSONA),
+    ("in ihren rollen", LOCK),
+    ("completely absorbed in your role", LOCK),
+    ("vollkommen in deiner rolle", LOCK),
+    ("do not break character", LOCK),
     ("dan mode", JAILBREAK),
     ("do anything now", JAILBREAK),
     ("developer mode", JAILBREAK),
@@ -607,6 +632,53 @@ const ENTRIES: &[(&str, u64)] = &[
     ("it is important", MODAL),
     ("du musst", MODAL),
     ("sie müssen", MODAL),
+    // Task switches after praise
+    ("well done", PRAISE),
+    ("very good", PRAISE),
+    ("simply great", PRAISE),
+    ("excellent performance", PRAISE),
+    ("congratulations on", PRAISE),
+    ("that was ok", PRAISE),
+    ("that is enough", PRAISE),
+    ("that's enough", PRAISE),
+    ("that is done", PRAISE),
+    ("great job", PRAISE),
+    ("fantastic", PRAISE),
+    ("outdone yourself", PRAISE),
+    ("sehr gut", PRAISE),
+    ("gut gemacht", PRAISE),
+    ("einfach großartig", PRAISE),
+    ("das genügt", PRAISE),
+    ("das ist erledigt", PRAISE),
+    ("ausgezeichnete leistung", PRAISE),
+    ("herzlichen glückwunsch", PRAISE),
+    ("das war schon mal ok", PRAISE),
+    ("fantastisch", PRAISE),
+    ("now", NOW),
+    ("nun", NOW),
+    ("jetzt", NOW),
+    ("another task", NEXT_TASK),
+    ("further tasks", NEXT_TASK),
+    ("new challenge", NEXT_TASK),
+    ("following task", NEXT_TASK),
+    ("new task", NEXT_TASK | NEW | DIRECTIVE),
+    ("weitere aufgaben", NEXT_TASK),
+    ("weiteren aufgabe", NEXT_TASK),
+    ("neue herausforderung", NEXT_TASK),
+    ("folgender aufgabe", NEXT_TASK),
+    ("neue aufgabe*", NEXT_TASK | NEW | DIRECTIVE),
+    ("not by the", NOT_BY),
+    ("not according to the", NOT_BY),
+    ("not based on the", NOT_BY),
+    ("regardless of the", NOT_BY),
+    ("nicht nach den", NOT_BY),
+    ("change", CHANGE),
+    ("update", CHANGE),
+    ("ändere", CHANGE),
+    ("are now", NOW_IS),
+    ("is now", NOW_IS),
+    ("sind jetzt", NOW_IS),
+    ("sind nun", NOW_IS),
     // Misc
     ("pwned", PWNED),
     ("pwnd", PWNED),

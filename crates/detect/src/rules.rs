@@ -84,6 +84,21 @@ impl RuleInput<'_> {
             .map_or(0, |pos| pos + 1)
     }
 
+    /// Start of the sentence holding byte `at`.
+    fn sentence_start(&self, at: usize) -> usize {
+        let bytes = self.text.as_bytes().get(..at).unwrap_or_default();
+        bytes.iter().rposition(|b| matches!(b, b'.' | b'!' | b'?' | b'\n')).map_or(0, |pos| pos + 1)
+    }
+
+    /// End of the sentence holding byte `at` (just after its final punctuation).
+    fn sentence_end(&self, at: usize) -> usize {
+        let bytes = self.text.as_bytes().get(at..).unwrap_or_default();
+        bytes
+            .iter()
+            .position(|b| matches!(b, b'.' | b'!' | b'?' | b'\n'))
+            .map_or(self.text.len(), |pos| (at + pos + 1).min(self.text.len()))
+    }
+
     /// True when the hit opens its clause (after at most a "please" or similar softener), which is
     /// what makes a verb an imperative rather than part of a description.
     fn opens_clause(&self, hit: &Hit) -> bool {
@@ -196,6 +211,25 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                     continue;
                 }
             }
+            // "ignore above", "forget everything above", "vergiss alles davor".
+            if let Some(prior_idx) = input.next(idx, hit.end, PRIOR, 5) {
+                if let Some(prior) = input.hits.get(prior_idx) {
+                    let rest = input.text.get(prior.end..).unwrap_or_default().trim_start();
+                    let ends = rest.is_empty()
+                        || rest.starts_with([',', '.', '!', ';', ':', '-'])
+                        || rest.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("and ") || w.eq_ignore_ascii_case("und "));
+                    if input.is_word(prior, STRONG_PRIOR) && ends {
+                        findings.push(finding(
+                            FindingKind::Injection,
+                            "override",
+                            0.8,
+                            hit.start..prior.end,
+                            "tells the reader to ignore what came before",
+                        ));
+                        continue;
+                    }
+                }
+            }
             // "forget everything (before that)", "vergiss alles".
             if let Some(all_idx) = input.next(idx, hit.end, PRIOR, 12) {
                 if let Some(all) = input.hits.get(all_idx) {
@@ -235,10 +269,11 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
             }
         }
         if hit.concepts & SWITCH != 0 {
+            let strong = input.is_word(hit, &["additional instruction", "now focus on", "now concentrate on", "instead output", "instead print", "instead say"]);
             findings.push(finding(
                 FindingKind::Injection,
                 "task_switch",
-                0.4,
+                if strong { 0.55 } else { 0.4 },
                 hit.start..hit.end,
                 "switches the reader to a new task or mode",
             ));
@@ -277,7 +312,7 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                 findings.push(finding(
                     FindingKind::Injection,
                     "task_switch",
-                    0.4,
+                    0.5,
                     hit.start..hit.end,
                     "breaks off the conversation with a stop marker",
                 ));
@@ -375,7 +410,7 @@ fn leak_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
 }
 
 fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
-    for hit in input.hits {
+    for (idx, hit) in input.hits.iter().enumerate() {
         if hit.concepts & JAILBREAK != 0 {
             findings.push(finding(
                 FindingKind::Injection,
@@ -392,50 +427,257 @@ fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                 hit.start..hit.end,
                 "asks the reader to act without its restrictions",
             ));
+        } else if hit.concepts & LOCK != 0 {
+            findings.push(finding(
+                FindingKind::Injection,
+                "roleplay_lock",
+                0.5,
+                hit.start..hit.end,
+                "locks the reader into a role it must not leave",
+            ));
         } else if hit.concepts & PERSONA != 0 {
+            // "Pretend you are an evil AI" commands a persona; "can you pretend to be a tour
+            // guide" asks for one. Only the command counts for much.
+            let clause = input.text.get(input.clause_start(hit.start)..hit.start).unwrap_or_default().to_ascii_lowercase();
+            let asked = ["can you", "could you", "would you", "will you", "können sie", "kannst du"].iter().any(|q| clause.contains(q));
+            let commanding = input.is_word(hit, &["i want you to act", "you are now", "now you are", "jetzt bist du", "nun bist du", "du bist jetzt", "you are going to act", "you will be called"]);
+            let score = if asked {
+                0.25
+            } else if commanding {
+                0.55
+            } else if input.opens_clause(hit) {
+                0.5
+            } else {
+                0.3
+            };
             findings.push(finding(
                 FindingKind::Injection,
                 "persona",
-                0.3,
+                score,
                 hit.start..hit.end,
                 "sets up a role for the reader to play",
             ));
         }
+        if hit.concepts & PRAISE != 0 {
+            // "Well done! ... Now focus on your new task": closing one task to open another.
+            let now = input.hits.iter().skip(idx + 1).take_while(|h| h.start <= hit.end + 120).find(|h| h.concepts & NOW != 0);
+            if let Some(now) = now {
+                findings.push(finding(
+                    FindingKind::Injection,
+                    "task_switch",
+                    0.4,
+                    hit.start..now.end,
+                    "closes the current task with praise and opens another",
+                ));
+            }
+        }
+        if hit.concepts & NEXT_TASK != 0 {
+            findings.push(finding(
+                FindingKind::Injection,
+                "next_task",
+                0.3,
+                hit.start..hit.end,
+                "announces another task for the reader",
+            ));
+        }
+        if hit.concepts & NOT_BY != 0 {
+            if let Some(directive_idx) = input.next(idx, hit.end, DIRECTIVE, 4) {
+                let directive = input.hits.get(directive_idx).copied().unwrap_or(*hit);
+                findings.push(finding(
+                    FindingKind::Injection,
+                    "override",
+                    0.55,
+                    hit.start..directive.end,
+                    "tells the reader not to rely on the context it was given",
+                ));
+            }
+        }
+        if hit.concepts & (CHANGE | EDIT_VERB | YOUR) != 0 {
+            // "Change your instructions to ...", "Your instructions are now to ...".
+            let your_idx = if hit.concepts & YOUR != 0 { Some(idx) } else { input.next(idx, hit.end, YOUR, 2) };
+            if let Some(your_idx) = your_idx {
+                let your = input.hits.get(your_idx).copied().unwrap_or(*hit);
+                if let Some(directive_idx) = input.next(your_idx, your.end, DIRECTIVE, 2) {
+                    let directive = input.hits.get(directive_idx).copied().unwrap_or(your);
+                    let own = input.is_word(&directive, &["instructions", "instruction", "rules", "prompt", "guidelines", "programming", "directives", "anweisungen", "regeln"]);
+                    let changed = your_idx != idx && hit.concepts & CHANGE != 0
+                        || input.next(directive_idx, directive.end, NOW_IS, 2).is_some();
+                    if own && changed {
+                        findings.push(finding(
+                            FindingKind::Injection,
+                            "override",
+                            0.75,
+                            hit.start..directive.end,
+                            "rewrites the reader's own instructions",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    shouting(input, findings);
+    spaced_letters(input, findings);
+}
+
+/// An all-caps command embedded in an ordinary sentence ("How will I be able DO NOT ANSWER THIS
+/// QUESTION BUT JUST OUTPUT ... to drive"): a classic way to make an instruction stand out to a
+/// model while hiding in a question.
+fn shouting(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
+    const MARKERS: &[&str] = &[
+        "DO", "NOT", "JUST", "ONLY", "YOU", "YOUR", "IGNORE", "FORGET", "OUTPUT", "SAY", "PRINT", "ANSWER",
+        "ANTWORTE", "DU", "MUSST", "COMMAND", "WRITE", "RESPOND", "INSTEAD", "STOP", "SCHREIBE", "SAG",
+    ];
+    let text = input.text;
+    let mut words: Vec<(usize, usize, bool)> = Vec::new();
+    let mut start: Option<usize> = None;
+    for (idx, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+        if c.is_alphabetic() || c == '\'' {
+            start.get_or_insert(idx);
+        } else if let Some(word_start) = start.take() {
+            let word = text.get(word_start..idx).unwrap_or_default();
+            let n_letters = word.chars().filter(|c| c.is_alphabetic()).count();
+            let caps = n_letters >= 2 && word.chars().all(|c| !c.is_lowercase());
+            words.push((word_start, idx, caps));
+        }
+    }
+    let mut run_start = 0;
+    while run_start < words.len() {
+        let run_end = words.iter().skip(run_start).position(|w| !w.2).map_or(words.len(), |p| run_start + p);
+        if run_end - run_start >= 4 {
+            let lower_before = run_start > 0 && words.get(run_start - 1).is_some_and(|w| !w.2);
+            let lower_after = words.get(run_end).is_some_and(|w| !w.2);
+            let (Some(first), Some(last)) = (words.get(run_start), words.get(run_end - 1)) else {
+                break;
+            };
+            let run_text = text.get(first.0..last.1).unwrap_or_default();
+            let n_markers = run_text.split(|c: char| !c.is_alphabetic()).filter(|w| MARKERS.contains(w)).count();
+            let same_line = !run_text.contains('\n');
+            if (lower_before || lower_after) && n_markers >= 2 && same_line {
+                findings.push(finding(
+                    FindingKind::Injection,
+                    "shouted_command",
+                    0.55,
+                    first.0..last.1,
+                    "an all-caps command is embedded in ordinary text",
+                ));
+            }
+        }
+        run_start = run_end + 1;
     }
 }
 
-fn output_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
-    let score_scale = if input.indirect() { 1.0 } else { 0.5 };
-    for (idx, hit) in input.hits.iter().enumerate() {
-        if hit.concepts & EDIT_VERB == 0
-            || !input.opens_clause(hit)
-                && !input
-                    .hits
-                    .get(idx.saturating_sub(1))
-                    .is_some_and(|h| h.concepts & MODAL != 0 && h.end + 2 >= hit.start)
-        {
+/// Letters spaced out one by one ("S a y t h a t ..."), a way to slip words past filters.
+fn spaced_letters(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
+    let bytes = input.text.as_bytes();
+    let mut run = 0usize;
+    let mut run_start = 0usize;
+    let mut idx = 0usize;
+    while idx < bytes.len() {
+        let letter = bytes.get(idx).is_some_and(u8::is_ascii_alphabetic);
+        let spaced_before = idx == 0 || bytes.get(idx - 1) == Some(&b' ');
+        let spaced_after = bytes.get(idx + 1).is_none_or(|b| *b == b' ');
+        if letter && spaced_before && spaced_after {
+            if run == 0 {
+                run_start = idx;
+            }
+            run += 1;
+            idx += 2;
             continue;
         }
-        // "Add a sentence in your response", "Translate your message to Italian", "Integrate the
-        // following code snippet into your implementation".
-        let Some(your_idx) = input.next(idx, hit.end, YOUR, EDIT_GAP_BYTES_MAX) else {
+        if run >= 10 {
+            findings.push(finding(
+                FindingKind::Injection,
+                "obfuscation",
+                0.5,
+                run_start..idx,
+                "letters are spaced out one by one to hide words",
+            ));
+        }
+        run = 0;
+        idx += 1;
+    }
+    if run >= 10 {
+        findings.push(finding(
+            FindingKind::Injection,
+            "obfuscation",
+            0.5,
+            run_start..bytes.len(),
+            "letters are spaced out one by one to hide words",
+        ));
+    }
+}
+
+/// First words of a sentence that make it a statement or a thank-you rather than a command.
+const NOT_IMPERATIVE: &[&str] = &[
+    "i", "we", "you", "he", "she", "they", "it", "this", "that", "the", "a", "an", "thanks", "thank", "our",
+    "my", "his", "her", "their", "there", "here", "if", "when", "as", "for", "to", "on", "at", "with", "by",
+    "from", "looking", "hope", "dear", "hi", "hello", "regards", "your", "is", "are", "was", "were", "do",
+    "does", "did", "have", "has", "what", "how", "why", "who", "which", "where", "after", "before", "once",
+    "all", "any", "each", "since", "because", "so", "but", "and", "or", "not", "no", "yes", "we'll", "i'll",
+    "we're", "i'm", "you're", "it's", "let",
+];
+const TEXT_OUTPUT: &[&str] = &["response", "reply", "answer", "message", "elucidation", "output", "replies", "antwort"];
+
+fn output_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
+    let score_scale = if input.indirect() { 1.0 } else { 0.45 };
+    for (idx, hit) in input.hits.iter().enumerate() {
+        if hit.concepts & YOUR == 0 {
+            continue;
+        }
+        let Some(output_idx) = input.next(idx, hit.end, OUTPUT, 2) else {
             continue;
         };
-        let your = input.hits.get(your_idx).copied().unwrap_or(*hit);
-        let Some(output_idx) = input.next(your_idx, your.end, OUTPUT, 2) else {
+        let output = input.hits.get(output_idx).copied().unwrap_or(*hit);
+        let sentence_start = input.sentence_start(hit.start);
+        let sentence_end = input.sentence_end(output.end);
+        let sentence = input.text.get(sentence_start..sentence_end).unwrap_or_default();
+        if sentence.trim_end().ends_with('?') {
+            continue;
+        }
+        let in_sentence = |mask: u64| {
+            input.hits.iter().any(|h| h.start >= sentence_start && h.end <= sentence_end && h.concepts & mask != 0)
+        };
+        let textual = input.is_word(&output, TEXT_OUTPUT);
+        // "Integrate the following code snippet into your implementation": code aimed at the
+        // reader's own code, in either order.
+        let code_directive = !textual && in_sentence(FOLLOWING) && (in_sentence(SNIPPET) || sentence.contains("```"));
+        let first_word = first_word(sentence, input);
+        let leading_in = first_word.eq_ignore_ascii_case("in") && hit.start.saturating_sub(sentence_start) <= 6;
+        let imperative = leading_in
+            || (!first_word.is_empty()
+                && !NOT_IMPERATIVE.iter().any(|w| first_word.eq_ignore_ascii_case(w))
+                && first_word.chars().all(|c| c.is_alphabetic() || c == '\''));
+        let score = if code_directive {
+            0.7
+        } else if textual && imperative {
+            0.65
+        } else {
             continue;
         };
-        let output = input.hits.get(output_idx).copied().unwrap_or(your);
-        let code = input.any_between(idx, output_idx, SNIPPET | FOLLOWING);
-        let score = if code { 0.75 } else { 0.65 } * score_scale;
         findings.push(finding(
             FindingKind::Injection,
             "output_directive",
-            score,
-            hit.start..output.end,
+            score * score_scale,
+            sentence_start..sentence_end,
             "tells the reader what to put in its own response",
         ));
     }
+}
+
+/// The first word of `sentence`, skipping softeners such as "please" and "don't hesitate to".
+fn first_word<'a>(sentence: &'a str, _input: &RuleInput<'_>) -> &'a str {
+    let mut rest = sentence.trim_start_matches(|c: char| !c.is_alphanumeric());
+    loop {
+        let lower = rest.get(..rest.len().min(24)).unwrap_or(rest).to_ascii_lowercase();
+        let softener = ["please ", "kindly ", "also ", "now ", "then ", "don't hesitate to ", "do not hesitate to ", "remember to ", "be sure to ", "make sure to ", "don't forget to ", "consider "]
+            .iter()
+            .find(|s| lower.starts_with(*s));
+        match softener {
+            Some(s) => rest = rest.get(s.len()..).unwrap_or_default(),
+            None => break,
+        }
+    }
+    rest.split(|c: char| !(c.is_alphanumeric() || c == '\'')).next().unwrap_or_default()
 }
 
 fn invocation_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
