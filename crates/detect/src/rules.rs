@@ -15,8 +15,6 @@ use crate::{Finding, FindingKind, Source};
 /// Bytes an override verb may be from the instructions it discards ("ignore all of the above
 /// instructions" spans about 30).
 const OVERRIDE_GAP_BYTES_MAX: usize = 48;
-/// Bytes between parts of an edit directive ("add X in your response").
-const EDIT_GAP_BYTES_MAX: usize = 90;
 
 pub(crate) struct RuleInput<'a> {
     pub text: &'a str,
@@ -200,7 +198,18 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                                 .get(after)
                                 .is_some_and(|h| input.is_word(h, STRONG_PRIOR))
                         });
-                if qualified {
+                let told = input.is_word(&directive, &["you were told", "you've been told", "you have been told", "what you were told"]);
+                if !qualified && !told && input.opens_clause(hit) && input.is_word(&directive, &["articles", "documents", "context", "instructions", "rules"]) {
+                    findings.push(finding(
+                        FindingKind::Injection,
+                        "override",
+                        0.6,
+                        hit.start..directive.end,
+                        "tells the reader to disregard the content it was given",
+                    ));
+                    continue;
+                }
+                if qualified || told {
                     findings.push(finding(
                         FindingKind::Injection,
                         "override",
@@ -440,13 +449,13 @@ fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
             // guide" asks for one. Only the command counts for much.
             let clause = input.text.get(input.clause_start(hit.start)..hit.start).unwrap_or_default().to_ascii_lowercase();
             let asked = ["can you", "could you", "would you", "will you", "können sie", "kannst du"].iter().any(|q| clause.contains(q));
-            let commanding = input.is_word(hit, &["i want you to act", "you are now", "now you are", "jetzt bist du", "nun bist du", "du bist jetzt", "you are going to act", "you will be called"]);
+            let commanding = input.is_word(hit, &["ich möchte, dass sie als", "ich möchte, dass du als", "i want you to act", "you are now", "now you are", "jetzt bist du", "nun bist du", "du bist jetzt", "you are going to act", "you will be called"]);
             let score = if asked {
                 0.25
             } else if commanding {
                 0.55
             } else if input.opens_clause(hit) {
-                0.5
+                0.45
             } else {
                 0.3
             };
@@ -462,10 +471,11 @@ fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
             // "Well done! ... Now focus on your new task": closing one task to open another.
             let now = input.hits.iter().skip(idx + 1).take_while(|h| h.start <= hit.end + 120).find(|h| h.concepts & NOW != 0);
             if let Some(now) = now {
+                let closure = input.is_word(hit, &["that is enough", "that's enough", "that is done", "das genügt", "das ist erledigt"]);
                 findings.push(finding(
                     FindingKind::Injection,
                     "task_switch",
-                    0.4,
+                    if closure { 0.5 } else { 0.4 },
                     hit.start..now.end,
                     "closes the current task with praise and opens another",
                 ));

@@ -91,7 +91,7 @@ impl Structure {
             }
         }
         let mut line_start = 0;
-        for line in text.split_inclusive('\n') {
+        for line in text.split_inclusive(['\n']).flat_map(|line| line.split_inclusive("\\n")) {
             let trimmed = line.trim_start_matches([' ', '\t', '>', '*', '#', '"', '\'', '\\', 'n']);
             let offset = line_start + (line.len() - trimmed.len());
             // "### System" keeps its hashes; look at the untrimmed line as well.
@@ -130,55 +130,57 @@ fn memchr_any(bytes: &[u8], a: u8, b: u8) -> bool {
 /// Invisible and direction-changing characters, and markup that hides text from a human reader.
 fn hidden_text(text: &str, findings: &mut Vec<Finding>) {
     let mut n_tag_chars = 0usize;
-    let mut n_invisible = 0usize;
     let mut n_bidi = 0usize;
+    let mut n_in_word = 0usize;
+    let mut run = 0usize;
+    let mut run_max = 0usize;
+    let mut n_other = 0usize;
     let mut first: Option<usize> = None;
     let mut last = 0usize;
-    let mut prev: Option<char> = None;
-    let mut chars = text.char_indices().peekable();
-    while let Some((idx, c)) = chars.next() {
-        let next = chars.peek().map(|(_, c)| *c);
-        let class = match c {
-            '\u{E0000}'..='\u{E007F}' => Some(&mut n_tag_chars),
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => Some(&mut n_bidi),
-            '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{180E}' | '\u{00AD}' => {
-                Some(&mut n_invisible)
+    let mut prev_visible: Option<char> = None;
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    for (pos, &(idx, c)) in chars.iter().enumerate() {
+        let invisible = match c {
+            '\u{E0000}'..='\u{E007F}' => {
+                n_tag_chars += 1;
+                true
             }
-            // Joiners are legitimate inside emoji sequences and in Indic and Arabic scripts; they
-            // are hidden text only between ASCII letters.
-            '\u{200C}' | '\u{200D}' => {
-                let ascii_around = prev.is_some_and(|p| p.is_ascii_alphanumeric())
-                    && next.is_some_and(|n| n.is_ascii_alphanumeric());
-                if ascii_around {
-                    Some(&mut n_invisible)
-                } else {
-                    None
-                }
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {
+                n_bidi += 1;
+                true
             }
-            '\u{FEFF}' if idx > 0 => Some(&mut n_invisible),
-            _ => None,
+            '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{180E}' | '\u{FEFF}' => true,
+            _ => false,
         };
-        if let Some(count) = class {
-            *count += 1;
-            first.get_or_insert(idx);
-            last = idx + c.len_utf8();
+        if !invisible {
+            run_max = run_max.max(run);
+            run = 0;
+            prev_visible = Some(c);
+            continue;
         }
-        prev = Some(c);
+        run += 1;
+        first.get_or_insert(idx);
+        last = idx + c.len_utf8();
+        // Joiners legitimately sit inside emoji sequences and Indic or Arabic words, and
+        // Wikipedia separates coordinates with U+FEFF; hidden text sits *inside* Latin words.
+        let next_visible = chars.get(pos + 1..).unwrap_or_default().iter().map(|(_, c)| *c).find(|c| !is_invisible(*c));
+        let latin = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        if latin(prev_visible) && latin(next_visible) {
+            n_in_word += 1;
+        } else {
+            n_other += 1;
+        }
     }
+    run_max = run_max.max(run);
     if let Some(first) = first {
-        // Soft hyphens alone are common in typeset text; a few zero-width spaces happen in
-        // copy-pasted web text; tag characters and overrides are never innocent.
         let (score, reason) = if n_tag_chars > 0 {
-            (
-                0.95,
-                "contains invisible Unicode tag characters (ASCII smuggling)",
-            )
+            (0.95, "contains invisible Unicode tag characters (ASCII smuggling)")
         } else if n_bidi > 0 {
             (0.7, "contains bidirectional override characters")
-        } else if n_invisible >= 3 {
-            (0.65, "contains zero-width characters inside the text")
+        } else if n_in_word >= 2 || run_max >= 4 {
+            (0.7, "contains zero-width characters hidden inside words")
         } else {
-            (0.25, "contains a zero-width character")
+            (0.1 + 0.0 * n_other as f32, "contains a zero-width character")
         };
         findings.push(Finding {
             kind: FindingKind::HiddenText,
@@ -270,6 +272,10 @@ fn hidden_styles(text: &str, findings: &mut Vec<Finding>) {
             from = at + pattern.len();
         }
     }
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{E0000}'..='\u{E007F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{180E}' | '\u{FEFF}')
 }
 
 /// Markdown images and links whose URL carries data in its query: a rendered image fetches the
