@@ -263,6 +263,7 @@ fn scan_json(scan: &Scan, source: Source, text: &str, id: Option<&Value>) -> Val
         .collect();
     let mut value = json!({
         "flagged": scan.flagged,
+        "authority_claimed": scan.authority_claimed,
         "score": round3(scan.score),
         "source": source.as_str(),
         "findings": findings,

@@ -546,7 +546,6 @@ const ENTRIES: &[(&str, u64)] = &[
     ("ceo", ROLE | SUPERIOR),
     ("cfo", ROLE | SUPERIOR),
     ("cto", ROLE | SUPERIOR),
-    ("owner", ROLE),
     ("developer", ROLE),
     ("developers", ROLE),
     ("supervisor", ROLE),

@@ -135,6 +135,10 @@ pub struct Scan {
     pub score: f32,
     /// `score >= threshold`, or a canary was seen.
     pub flagged: bool,
+    /// An authority claim at or above the threshold. From a user this does not set `flagged` (a
+    /// claim is not an attack, but it must never grant anything: the guard raises review on
+    /// elevated actions); inside a tool result or document it also counts toward `flagged`.
+    pub authority_claimed: bool,
 }
 
 /// Detector settings.
@@ -271,7 +275,18 @@ impl Detector {
                 reason: reason.to_string(),
             });
         }
-        let score = combined_score(&findings);
+        let counted: Vec<Finding> = findings
+            .iter()
+            .filter(|f| {
+                f.kind != FindingKind::AuthorityClaim
+                    || matches!(source, Source::Tool | Source::Document)
+            })
+            .cloned()
+            .collect();
+        let score = combined_score(&counted);
+        let authority_claimed = findings
+            .iter()
+            .any(|f| f.kind == FindingKind::AuthorityClaim && f.score >= self.config.threshold);
         let canary_seen = findings.iter().any(|f| f.kind == FindingKind::Canary);
         findings.sort_by(|a, b| {
             b.score
@@ -285,6 +300,7 @@ impl Detector {
             n_findings_omitted,
             score,
             flagged: canary_seen || score >= self.config.threshold,
+            authority_claimed,
         }
     }
 

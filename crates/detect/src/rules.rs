@@ -85,7 +85,10 @@ impl RuleInput<'_> {
     /// Start of the sentence holding byte `at`.
     fn sentence_start(&self, at: usize) -> usize {
         let bytes = self.text.as_bytes().get(..at).unwrap_or_default();
-        bytes.iter().rposition(|b| matches!(b, b'.' | b'!' | b'?' | b'\n')).map_or(0, |pos| pos + 1)
+        bytes
+            .iter()
+            .rposition(|b| matches!(b, b'.' | b'!' | b'?' | b'\n'))
+            .map_or(0, |pos| pos + 1)
     }
 
     /// End of the sentence holding byte `at` (just after its final punctuation).
@@ -198,8 +201,23 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                                 .get(after)
                                 .is_some_and(|h| input.is_word(h, STRONG_PRIOR))
                         });
-                let told = input.is_word(&directive, &["you were told", "you've been told", "you have been told", "what you were told"]);
-                if !qualified && !told && input.opens_clause(hit) && input.is_word(&directive, &["articles", "documents", "context", "instructions", "rules"]) {
+                let told = input.is_word(
+                    &directive,
+                    &[
+                        "you were told",
+                        "you've been told",
+                        "you have been told",
+                        "what you were told",
+                    ],
+                );
+                if !qualified
+                    && !told
+                    && input.opens_clause(hit)
+                    && input.is_word(
+                        &directive,
+                        &["articles", "documents", "context", "instructions", "rules"],
+                    )
+                {
                     findings.push(finding(
                         FindingKind::Injection,
                         "override",
@@ -226,7 +244,9 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                     let rest = input.text.get(prior.end..).unwrap_or_default().trim_start();
                     let ends = rest.is_empty()
                         || rest.starts_with([',', '.', '!', ';', ':', '-'])
-                        || rest.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("and ") || w.eq_ignore_ascii_case("und "));
+                        || rest.get(..4).is_some_and(|w| {
+                            w.eq_ignore_ascii_case("and ") || w.eq_ignore_ascii_case("und ")
+                        });
                     if input.is_word(prior, STRONG_PRIOR) && ends {
                         findings.push(finding(
                             FindingKind::Injection,
@@ -278,7 +298,17 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
             }
         }
         if hit.concepts & SWITCH != 0 {
-            let strong = input.is_word(hit, &["additional instruction", "now focus on", "now concentrate on", "instead output", "instead print", "instead say"]);
+            let strong = input.is_word(
+                hit,
+                &[
+                    "additional instruction",
+                    "now focus on",
+                    "now concentrate on",
+                    "instead output",
+                    "instead print",
+                    "instead say",
+                ],
+            );
             findings.push(finding(
                 FindingKind::Injection,
                 "task_switch",
@@ -447,9 +477,36 @@ fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
         } else if hit.concepts & PERSONA != 0 {
             // "Pretend you are an evil AI" commands a persona; "can you pretend to be a tour
             // guide" asks for one. Only the command counts for much.
-            let clause = input.text.get(input.clause_start(hit.start)..hit.start).unwrap_or_default().to_ascii_lowercase();
-            let asked = ["can you", "could you", "would you", "will you", "können sie", "kannst du"].iter().any(|q| clause.contains(q));
-            let commanding = input.is_word(hit, &["ich möchte, dass sie als", "ich möchte, dass du als", "i want you to act", "you are now", "now you are", "jetzt bist du", "nun bist du", "du bist jetzt", "you are going to act", "you will be called"]);
+            let clause = input
+                .text
+                .get(input.clause_start(hit.start)..hit.start)
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let asked = [
+                "can you",
+                "could you",
+                "would you",
+                "will you",
+                "können sie",
+                "kannst du",
+            ]
+            .iter()
+            .any(|q| clause.contains(q));
+            let commanding = input.is_word(
+                hit,
+                &[
+                    "ich möchte, dass sie als",
+                    "ich möchte, dass du als",
+                    "i want you to act",
+                    "you are now",
+                    "now you are",
+                    "jetzt bist du",
+                    "nun bist du",
+                    "du bist jetzt",
+                    "you are going to act",
+                    "you will be called",
+                ],
+            );
             let score = if asked {
                 0.25
             } else if commanding {
@@ -469,9 +526,23 @@ fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
         }
         if hit.concepts & PRAISE != 0 {
             // "Well done! ... Now focus on your new task": closing one task to open another.
-            let now = input.hits.iter().skip(idx + 1).take_while(|h| h.start <= hit.end + 120).find(|h| h.concepts & NOW != 0);
+            let now = input
+                .hits
+                .iter()
+                .skip(idx + 1)
+                .take_while(|h| h.start <= hit.end + 120)
+                .find(|h| h.concepts & NOW != 0);
             if let Some(now) = now {
-                let closure = input.is_word(hit, &["that is enough", "that's enough", "that is done", "das genügt", "das ist erledigt"]);
+                let closure = input.is_word(
+                    hit,
+                    &[
+                        "that is enough",
+                        "that's enough",
+                        "that is done",
+                        "das genügt",
+                        "das ist erledigt",
+                    ],
+                );
                 findings.push(finding(
                     FindingKind::Injection,
                     "task_switch",
@@ -504,14 +575,33 @@ fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
         }
         if hit.concepts & (CHANGE | EDIT_VERB | YOUR) != 0 {
             // "Change your instructions to ...", "Your instructions are now to ...".
-            let your_idx = if hit.concepts & YOUR != 0 { Some(idx) } else { input.next(idx, hit.end, YOUR, 2) };
+            let your_idx = if hit.concepts & YOUR != 0 {
+                Some(idx)
+            } else {
+                input.next(idx, hit.end, YOUR, 2)
+            };
             if let Some(your_idx) = your_idx {
                 let your = input.hits.get(your_idx).copied().unwrap_or(*hit);
                 if let Some(directive_idx) = input.next(your_idx, your.end, DIRECTIVE, 2) {
                     let directive = input.hits.get(directive_idx).copied().unwrap_or(your);
-                    let own = input.is_word(&directive, &["instructions", "instruction", "rules", "prompt", "guidelines", "programming", "directives", "anweisungen", "regeln"]);
+                    let own = input.is_word(
+                        &directive,
+                        &[
+                            "instructions",
+                            "instruction",
+                            "rules",
+                            "prompt",
+                            "guidelines",
+                            "programming",
+                            "directives",
+                            "anweisungen",
+                            "regeln",
+                        ],
+                    );
                     let changed = your_idx != idx && hit.concepts & CHANGE != 0
-                        || input.next(directive_idx, directive.end, NOW_IS, 2).is_some();
+                        || input
+                            .next(directive_idx, directive.end, NOW_IS, 2)
+                            .is_some();
                     if own && changed {
                         findings.push(finding(
                             FindingKind::Injection,
@@ -534,13 +624,17 @@ fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
 /// model while hiding in a question.
 fn shouting(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
     const MARKERS: &[&str] = &[
-        "DO", "NOT", "JUST", "ONLY", "YOU", "YOUR", "IGNORE", "FORGET", "OUTPUT", "SAY", "PRINT", "ANSWER",
-        "ANTWORTE", "DU", "MUSST", "COMMAND", "WRITE", "RESPOND", "INSTEAD", "STOP", "SCHREIBE", "SAG",
+        "DO", "NOT", "JUST", "ONLY", "YOU", "YOUR", "IGNORE", "FORGET", "OUTPUT", "SAY", "PRINT",
+        "ANSWER", "ANTWORTE", "DU", "MUSST", "COMMAND", "WRITE", "RESPOND", "INSTEAD", "STOP",
+        "SCHREIBE", "SAG",
     ];
     let text = input.text;
     let mut words: Vec<(usize, usize, bool)> = Vec::new();
     let mut start: Option<usize> = None;
-    for (idx, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+    for (idx, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
         if c.is_alphabetic() || c == '\'' {
             start.get_or_insert(idx);
         } else if let Some(word_start) = start.take() {
@@ -552,7 +646,11 @@ fn shouting(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
     }
     let mut run_start = 0;
     while run_start < words.len() {
-        let run_end = words.iter().skip(run_start).position(|w| !w.2).map_or(words.len(), |p| run_start + p);
+        let run_end = words
+            .iter()
+            .skip(run_start)
+            .position(|w| !w.2)
+            .map_or(words.len(), |p| run_start + p);
         if run_end - run_start >= 4 {
             let lower_before = run_start > 0 && words.get(run_start - 1).is_some_and(|w| !w.2);
             let lower_after = words.get(run_end).is_some_and(|w| !w.2);
@@ -560,7 +658,10 @@ fn shouting(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                 break;
             };
             let run_text = text.get(first.0..last.1).unwrap_or_default();
-            let n_markers = run_text.split(|c: char| !c.is_alphabetic()).filter(|w| MARKERS.contains(w)).count();
+            let n_markers = run_text
+                .split(|c: char| !c.is_alphabetic())
+                .filter(|w| MARKERS.contains(w))
+                .count();
             let same_line = !run_text.contains('\n');
             if (lower_before || lower_after) && n_markers >= 2 && same_line {
                 findings.push(finding(
@@ -619,14 +720,24 @@ fn spaced_letters(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
 
 /// First words of a sentence that make it a statement or a thank-you rather than a command.
 const NOT_IMPERATIVE: &[&str] = &[
-    "i", "we", "you", "he", "she", "they", "it", "this", "that", "the", "a", "an", "thanks", "thank", "our",
-    "my", "his", "her", "their", "there", "here", "if", "when", "as", "for", "to", "on", "at", "with", "by",
-    "from", "looking", "hope", "dear", "hi", "hello", "regards", "your", "is", "are", "was", "were", "do",
-    "does", "did", "have", "has", "what", "how", "why", "who", "which", "where", "after", "before", "once",
-    "all", "any", "each", "since", "because", "so", "but", "and", "or", "not", "no", "yes", "we'll", "i'll",
-    "we're", "i'm", "you're", "it's", "let",
+    "i", "we", "you", "he", "she", "they", "it", "this", "that", "the", "a", "an", "thanks",
+    "thank", "our", "my", "his", "her", "their", "there", "here", "if", "when", "as", "for", "to",
+    "on", "at", "with", "by", "from", "looking", "hope", "dear", "hi", "hello", "regards", "your",
+    "is", "are", "was", "were", "do", "does", "did", "have", "has", "what", "how", "why", "who",
+    "which", "where", "after", "before", "once", "all", "any", "each", "since", "because", "so",
+    "but", "and", "or", "not", "no", "yes", "we'll", "i'll", "we're", "i'm", "you're", "it's",
+    "let",
 ];
-const TEXT_OUTPUT: &[&str] = &["response", "reply", "answer", "message", "elucidation", "output", "replies", "antwort"];
+const TEXT_OUTPUT: &[&str] = &[
+    "response",
+    "reply",
+    "answer",
+    "message",
+    "elucidation",
+    "output",
+    "replies",
+    "antwort",
+];
 
 fn output_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
     let score_scale = if input.indirect() { 1.0 } else { 0.45 };
@@ -640,22 +751,32 @@ fn output_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
         let output = input.hits.get(output_idx).copied().unwrap_or(*hit);
         let sentence_start = input.sentence_start(hit.start);
         let sentence_end = input.sentence_end(output.end);
-        let sentence = input.text.get(sentence_start..sentence_end).unwrap_or_default();
+        let sentence = input
+            .text
+            .get(sentence_start..sentence_end)
+            .unwrap_or_default();
         if sentence.trim_end().ends_with('?') {
             continue;
         }
         let in_sentence = |mask: u64| {
-            input.hits.iter().any(|h| h.start >= sentence_start && h.end <= sentence_end && h.concepts & mask != 0)
+            input.hits.iter().any(|h| {
+                h.start >= sentence_start && h.end <= sentence_end && h.concepts & mask != 0
+            })
         };
         let textual = input.is_word(&output, TEXT_OUTPUT);
         // "Integrate the following code snippet into your implementation": code aimed at the
         // reader's own code, in either order.
-        let code_directive = !textual && in_sentence(FOLLOWING) && (in_sentence(SNIPPET) || sentence.contains("```"));
+        let code_directive = !textual
+            && in_sentence(FOLLOWING)
+            && (in_sentence(SNIPPET) || sentence.contains("```"));
         let first_word = first_word(sentence, input);
-        let leading_in = first_word.eq_ignore_ascii_case("in") && hit.start.saturating_sub(sentence_start) <= 6;
+        let leading_in =
+            first_word.eq_ignore_ascii_case("in") && hit.start.saturating_sub(sentence_start) <= 6;
         let imperative = leading_in
             || (!first_word.is_empty()
-                && !NOT_IMPERATIVE.iter().any(|w| first_word.eq_ignore_ascii_case(w))
+                && !NOT_IMPERATIVE
+                    .iter()
+                    .any(|w| first_word.eq_ignore_ascii_case(w))
                 && first_word.chars().all(|c| c.is_alphabetic() || c == '\''));
         let score = if code_directive {
             0.7
@@ -678,16 +799,34 @@ fn output_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
 fn first_word<'a>(sentence: &'a str, _input: &RuleInput<'_>) -> &'a str {
     let mut rest = sentence.trim_start_matches(|c: char| !c.is_alphanumeric());
     loop {
-        let lower = rest.get(..rest.len().min(24)).unwrap_or(rest).to_ascii_lowercase();
-        let softener = ["please ", "kindly ", "also ", "now ", "then ", "don't hesitate to ", "do not hesitate to ", "remember to ", "be sure to ", "make sure to ", "don't forget to ", "consider "]
-            .iter()
-            .find(|s| lower.starts_with(*s));
+        let lower = rest
+            .get(..rest.len().min(24))
+            .unwrap_or(rest)
+            .to_ascii_lowercase();
+        let softener = [
+            "please ",
+            "kindly ",
+            "also ",
+            "now ",
+            "then ",
+            "don't hesitate to ",
+            "do not hesitate to ",
+            "remember to ",
+            "be sure to ",
+            "make sure to ",
+            "don't forget to ",
+            "consider ",
+        ]
+        .iter()
+        .find(|s| lower.starts_with(*s));
         match softener {
             Some(s) => rest = rest.get(s.len()..).unwrap_or_default(),
             None => break,
         }
     }
-    rest.split(|c: char| !(c.is_alphanumeric() || c == '\'')).next().unwrap_or_default()
+    rest.split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .next()
+        .unwrap_or_default()
 }
 
 fn invocation_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {

@@ -91,7 +91,10 @@ impl Structure {
             }
         }
         let mut line_start = 0;
-        for line in text.split_inclusive(['\n']).flat_map(|line| line.split_inclusive("\\n")) {
+        for line in text
+            .split_inclusive(['\n'])
+            .flat_map(|line| line.split_inclusive("\\n"))
+        {
             let trimmed = line.trim_start_matches([' ', '\t', '>', '*', '#', '"', '\'', '\\', 'n']);
             let offset = line_start + (line.len() - trimmed.len());
             // "### System" keeps its hashes; look at the untrimmed line as well.
@@ -108,10 +111,34 @@ impl Structure {
                         .get(..label.len())
                         .is_some_and(|head| head.eq_ignore_ascii_case(label))
                 {
+                    // `System: Ubuntu 22.04` in a bug report and `Instructions: preheat the oven`
+                    // in a recipe are labels too; a role label counts when what follows speaks
+                    // to the reader.
+                    let rest = text.get(at + label.len()..).unwrap_or_default();
+                    let rest: String = rest.chars().take(200).collect();
+                    let addressed = rest.split(|c: char| !c.is_alphanumeric()).any(|w| {
+                        [
+                            "you",
+                            "your",
+                            "assistant",
+                            "must",
+                            "ignore",
+                            "always",
+                            "never",
+                            "du",
+                            "sie",
+                            "ai",
+                            "model",
+                            "obey",
+                            "reveal",
+                        ]
+                        .iter()
+                        .any(|m| w.eq_ignore_ascii_case(m))
+                    });
                     findings.push(Finding {
                         kind: FindingKind::RoleMarker,
                         rule: "role_label",
-                        score: *score,
+                        score: if addressed { *score } else { score.min(0.3) },
                         span: at..at + label.len(),
                         reason: format!("a line opens with the role label `{label}`"),
                     });
@@ -163,7 +190,12 @@ fn hidden_text(text: &str, findings: &mut Vec<Finding>) {
         last = idx + c.len_utf8();
         // Joiners legitimately sit inside emoji sequences and Indic or Arabic words, and
         // Wikipedia separates coordinates with U+FEFF; hidden text sits *inside* Latin words.
-        let next_visible = chars.get(pos + 1..).unwrap_or_default().iter().map(|(_, c)| *c).find(|c| !is_invisible(*c));
+        let next_visible = chars
+            .get(pos + 1..)
+            .unwrap_or_default()
+            .iter()
+            .map(|(_, c)| *c)
+            .find(|c| !is_invisible(*c));
         let latin = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
         if latin(prev_visible) && latin(next_visible) {
             n_in_word += 1;
@@ -174,13 +206,19 @@ fn hidden_text(text: &str, findings: &mut Vec<Finding>) {
     run_max = run_max.max(run);
     if let Some(first) = first {
         let (score, reason) = if n_tag_chars > 0 {
-            (0.95, "contains invisible Unicode tag characters (ASCII smuggling)")
+            (
+                0.95,
+                "contains invisible Unicode tag characters (ASCII smuggling)",
+            )
         } else if n_bidi > 0 {
             (0.7, "contains bidirectional override characters")
         } else if n_in_word >= 2 || run_max >= 4 {
             (0.7, "contains zero-width characters hidden inside words")
         } else {
-            (0.1 + 0.0 * n_other as f32, "contains a zero-width character")
+            (
+                0.1 + 0.0 * n_other as f32,
+                "contains a zero-width character",
+            )
         };
         findings.push(Finding {
             kind: FindingKind::HiddenText,
@@ -261,10 +299,17 @@ fn hidden_styles(text: &str, findings: &mut Vec<Finding>) {
                 let end = origins
                     .get(at + pattern.len() - 1)
                     .map_or(text.len(), |e| e + 1);
+                // Hidden menus and templates are common; hidden *prose* is what a model reads and a
+                // person does not.
+                let after = text.get(end..).unwrap_or_default();
+                let element_text = after
+                    .split_once('>')
+                    .map_or("", |(_, body)| body.split('<').next().unwrap_or_default());
+                let prose = element_text.split_whitespace().count() >= 6;
                 findings.push(Finding {
                     kind: FindingKind::HiddenText,
                     rule: "hidden_style",
-                    score: 0.45,
+                    score: if prose { 0.6 } else { 0.3 },
                     span: start..end,
                     reason: format!("styles text as hidden ({what})"),
                 });
