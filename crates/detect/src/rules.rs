@@ -769,15 +769,20 @@ fn output_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
         let code_directive = !textual
             && in_sentence(FOLLOWING)
             && (in_sentence(SNIPPET) || sentence.contains("```"));
+        // "Before answering, add ...": look past a short leading clause too.
+        let after_comma = sentence
+            .split_once(',')
+            .filter(|(lead, _)| lead.len() <= 40)
+            .map_or("", |(_, rest)| first_word(rest, input));
         let first_word = first_word(sentence, input);
         let leading_in =
             first_word.eq_ignore_ascii_case("in") && hit.start.saturating_sub(sentence_start) <= 6;
         let imperative = leading_in
-            || (!first_word.is_empty()
-                && !NOT_IMPERATIVE
-                    .iter()
-                    .any(|w| first_word.eq_ignore_ascii_case(w))
-                && first_word.chars().all(|c| c.is_alphabetic() || c == '\''));
+            || [first_word, after_comma].iter().any(|word| {
+                !word.is_empty()
+                    && !NOT_IMPERATIVE.iter().any(|w| word.eq_ignore_ascii_case(w))
+                    && word.chars().all(|c| c.is_alphabetic() || c == '\'')
+            });
         let score = if code_directive {
             0.7
         } else if textual && imperative {
@@ -866,7 +871,7 @@ fn invocation_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                     findings.push(finding(
                         FindingKind::ToolInvocation,
                         "tool_invocation",
-                        if indirect { 0.55 } else { 0.25 },
+                        if indirect { 0.45 } else { 0.25 },
                         hit.start..callable.end,
                         "tells the reader to call a tool or run a command",
                     ));
