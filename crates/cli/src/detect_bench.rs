@@ -133,13 +133,6 @@ impl Report {
         }
         out
     }
-
-    /// The row for `corpus` and `split`, if any.
-    pub fn row(&self, corpus: &str, split: &str) -> Option<&Row> {
-        self.rows
-            .iter()
-            .find(|row| row.corpus == corpus && row.split == split)
-    }
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
@@ -445,9 +438,9 @@ fn base64(bytes: &[u8], url_safe: bool) -> String {
     let mut out = String::new();
     for group in bytes.chunks(3) {
         let mut padded = [0u8; 3];
-        padded
-            .get_mut(..group.len())
-            .map(|p| p.copy_from_slice(group));
+        if let Some(head) = padded.get_mut(..group.len()) {
+            head.copy_from_slice(group);
+        }
         let n = u32::from(padded[0]) << 16 | u32::from(padded[1]) << 8 | u32::from(padded[2]);
         for (char_idx, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
             if char_idx <= group.len() {
@@ -466,7 +459,10 @@ fn base64(bytes: &[u8], url_safe: bool) -> String {
 }
 
 /// The encodings canary recall is measured in, each as a function of (token, its index).
-pub fn canary_encodings() -> Vec<(&'static str, fn(&str, usize) -> String)> {
+/// Encodes a canary token (the second argument varies alignment and mixing per sample).
+pub type CanaryEncoder = fn(&str, usize) -> String;
+
+pub fn canary_encodings() -> Vec<(&'static str, CanaryEncoder)> {
     vec![
         ("exact", |t, _| t.to_string()),
         ("case_changed", |t, _| t.to_uppercase()),

@@ -629,51 +629,87 @@ fn shouting(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
         "SCHREIBE", "SAG",
     ];
     let text = input.text;
-    let mut words: Vec<(usize, usize, bool)> = Vec::new();
-    let mut start: Option<usize> = None;
-    for (idx, c) in text
-        .char_indices()
-        .chain(std::iter::once((text.len(), ' ')))
-    {
-        if c.is_alphabetic() || c == '\'' {
-            start.get_or_insert(idx);
-        } else if let Some(word_start) = start.take() {
-            let word = text.get(word_start..idx).unwrap_or_default();
-            let n_letters = word.chars().filter(|c| c.is_alphabetic()).count();
-            let caps = n_letters >= 2 && word.chars().all(|c| !c.is_lowercase());
-            words.push((word_start, idx, caps));
+    let bytes = text.as_bytes();
+    // Words are runs of letters (any non-ASCII byte counts as a letter) and apostrophes; a word is
+    // "caps" when it has two or more ASCII capitals and no ASCII lowercase. One pass, no allocation.
+    let mut idx = 0usize;
+    let mut run_first: Option<(usize, usize)> = None;
+    let mut run_last = (0usize, 0usize);
+    let mut n_run_words = 0usize;
+    let mut lower_before = false;
+    let mut prev_lower = false;
+    let check = |first: (usize, usize),
+                 last: (usize, usize),
+                 n_words: usize,
+                 lower_before: bool,
+                 lower_after: bool,
+                 findings: &mut Vec<Finding>| {
+        if n_words < 4 || !(lower_before || lower_after) {
+            return;
+        }
+        let run_text = text.get(first.0..last.1).unwrap_or_default();
+        let n_markers = run_text
+            .split(|c: char| !c.is_alphabetic())
+            .filter(|w| MARKERS.contains(w))
+            .count();
+        if n_markers >= 2 && !run_text.contains('\n') {
+            findings.push(finding(
+                FindingKind::Injection,
+                "shouted_command",
+                0.55,
+                first.0..last.1,
+                "an all-caps command is embedded in ordinary text",
+            ));
+        }
+    };
+    while idx <= bytes.len() {
+        let is_letter = |b: u8| b.is_ascii_alphabetic() || b >= 0x80 || b == b'\'';
+        if bytes.get(idx).is_some_and(|b| is_letter(*b)) {
+            let start = idx;
+            let mut n_upper = 0usize;
+            let mut n_lower = 0usize;
+            while let Some(b) = bytes.get(idx).copied().filter(|b| is_letter(*b)) {
+                n_upper += usize::from(b.is_ascii_uppercase());
+                n_lower += usize::from(b.is_ascii_lowercase());
+                idx += 1;
+            }
+            let caps = n_upper >= 2 && n_lower == 0;
+            let newline_before = bytes
+                .get(run_last.1..start)
+                .is_some_and(|gap| gap.contains(&b'\n'));
+            if caps && !(newline_before && run_first.is_some()) {
+                if run_first.is_none() {
+                    run_first = Some((start, idx));
+                    lower_before = prev_lower;
+                }
+                run_last = (start, idx);
+                n_run_words += 1;
+            } else {
+                if let Some(first) = run_first.take() {
+                    check(
+                        first,
+                        run_last,
+                        n_run_words,
+                        lower_before,
+                        n_lower > 0,
+                        findings,
+                    );
+                }
+                n_run_words = 0;
+                if caps {
+                    run_first = Some((start, idx));
+                    run_last = (start, idx);
+                    n_run_words = 1;
+                    lower_before = false;
+                }
+            }
+            prev_lower = n_lower > 0;
+        } else {
+            idx += 1;
         }
     }
-    let mut run_start = 0;
-    while run_start < words.len() {
-        let run_end = words
-            .iter()
-            .skip(run_start)
-            .position(|w| !w.2)
-            .map_or(words.len(), |p| run_start + p);
-        if run_end - run_start >= 4 {
-            let lower_before = run_start > 0 && words.get(run_start - 1).is_some_and(|w| !w.2);
-            let lower_after = words.get(run_end).is_some_and(|w| !w.2);
-            let (Some(first), Some(last)) = (words.get(run_start), words.get(run_end - 1)) else {
-                break;
-            };
-            let run_text = text.get(first.0..last.1).unwrap_or_default();
-            let n_markers = run_text
-                .split(|c: char| !c.is_alphabetic())
-                .filter(|w| MARKERS.contains(w))
-                .count();
-            let same_line = !run_text.contains('\n');
-            if (lower_before || lower_after) && n_markers >= 2 && same_line {
-                findings.push(finding(
-                    FindingKind::Injection,
-                    "shouted_command",
-                    0.55,
-                    first.0..last.1,
-                    "an all-caps command is embedded in ordinary text",
-                ));
-            }
-        }
-        run_start = run_end + 1;
+    if let Some(first) = run_first {
+        check(first, run_last, n_run_words, lower_before, false, findings);
     }
 }
 

@@ -91,10 +91,16 @@ impl Structure {
             }
         }
         let mut line_start = 0;
-        for line in text
-            .split_inclusive(['\n'])
-            .flat_map(|line| line.split_inclusive("\\n"))
-        {
+        let literal_newlines = text.contains("\\n");
+        for line in text.split_inclusive(['\n']).flat_map(|line| {
+            let split_literal = literal_newlines && line.contains("\\n");
+            let (whole, parts) = if split_literal {
+                (None, Some(line.split_inclusive("\\n")))
+            } else {
+                (Some(line), None)
+            };
+            whole.into_iter().chain(parts.into_iter().flatten())
+        }) {
             let trimmed = line.trim_start_matches([' ', '\t', '>', '*', '#', '"', '\'', '\\', 'n']);
             let offset = line_start + (line.len() - trimmed.len());
             // "### System" keeps its hashes; look at the untrimmed line as well.
@@ -156,6 +162,14 @@ fn memchr_any(bytes: &[u8], a: u8, b: u8) -> bool {
 
 /// Invisible and direction-changing characters, and markup that hides text from a human reader.
 fn hidden_text(text: &str, findings: &mut Vec<Finding>) {
+    // Every character checked below is encoded with one of these lead bytes.
+    if text.bytes().any(|b| matches!(b, 0xE1 | 0xE2 | 0xEF | 0xF3)) {
+        invisible_chars(text, findings);
+    }
+    html_hiding(text, findings);
+}
+
+fn invisible_chars(text: &str, findings: &mut Vec<Finding>) {
     let mut n_tag_chars = 0usize;
     let mut n_bidi = 0usize;
     let mut n_in_word = 0usize;
@@ -165,8 +179,7 @@ fn hidden_text(text: &str, findings: &mut Vec<Finding>) {
     let mut first: Option<usize> = None;
     let mut last = 0usize;
     let mut prev_visible: Option<char> = None;
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    for (pos, &(idx, c)) in chars.iter().enumerate() {
+    for (idx, c) in text.char_indices() {
         let invisible = match c {
             '\u{E0000}'..='\u{E007F}' => {
                 n_tag_chars += 1;
@@ -190,11 +203,10 @@ fn hidden_text(text: &str, findings: &mut Vec<Finding>) {
         last = idx + c.len_utf8();
         // Joiners legitimately sit inside emoji sequences and Indic or Arabic words, and
         // Wikipedia separates coordinates with U+FEFF; hidden text sits *inside* Latin words.
-        let next_visible = chars
-            .get(pos + 1..)
+        let next_visible = text
+            .get(idx + c.len_utf8()..)
             .unwrap_or_default()
-            .iter()
-            .map(|(_, c)| *c)
+            .chars()
             .find(|c| !is_invisible(*c));
         let latin = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
         if latin(prev_visible) && latin(next_visible) {
@@ -228,9 +240,10 @@ fn hidden_text(text: &str, findings: &mut Vec<Finding>) {
             reason: reason.to_string(),
         });
     }
+}
 
-    let lower_needed = text.contains('<') || text.contains("style") || text.contains("STYLE");
-    if !lower_needed {
+fn html_hiding(text: &str, findings: &mut Vec<Finding>) {
+    if !text.contains('<') && !text.contains(':') {
         return;
     }
     // HTML comments: hidden from a rendered page, read by a model.
@@ -260,6 +273,32 @@ fn hidden_text(text: &str, findings: &mut Vec<Finding>) {
 /// CSS that hides text: display:none, visibility:hidden, zero or tiny font sizes, zero opacity,
 /// and white text (on a page whose background is presumably white).
 fn hidden_styles(text: &str, findings: &mut Vec<Finding>) {
+    // Every pattern below holds a `:` followed (after optional spaces) by one of these; most
+    // texts have none, and squashing is skipped.
+    let bytes = text.as_bytes();
+    let has_style_property = bytes.iter().enumerate().any(|(idx, b)| {
+        *b == b':' && {
+            let head = bytes.get(..idx).unwrap_or_default();
+            let head = head.trim_ascii_end();
+            let tail = head
+                .get(head.len().saturating_sub(10)..)
+                .unwrap_or_default();
+            let ends = |word: &[u8]| {
+                tail.len() >= word.len()
+                    && tail
+                        .get(tail.len() - word.len()..)
+                        .is_some_and(|t| t.eq_ignore_ascii_case(word))
+            };
+            ends(b"display")
+                || ends(b"visibility")
+                || ends(b"font-size")
+                || ends(b"opacity")
+                || ends(b"color")
+        }
+    });
+    if !has_style_property {
+        return;
+    }
     const STYLES: &[(&str, &str)] = &[
         ("display:none", "display:none"),
         ("visibility:hidden", "visibility:hidden"),
@@ -413,6 +452,10 @@ pub(crate) fn base64_runs(text: &str) -> Vec<(Range<usize>, Option<String>)> {
             end += 1;
         }
         let run = bytes.get(start..end).unwrap_or_default();
+        if run.len() < BASE64_RUN_BYTES_MIN {
+            idx = end.max(idx);
+            continue;
+        }
         let mixed = run.iter().any(u8::is_ascii_uppercase)
             && run.iter().any(u8::is_ascii_lowercase)
             && run.iter().any(u8::is_ascii_digit);
@@ -429,8 +472,20 @@ pub(crate) fn base64_runs(text: &str) -> Vec<(Range<usize>, Option<String>)> {
     runs
 }
 
+/// Bytes of the standard and url-safe base64 alphabets (padding aside), as a lookup table.
+const BASE64_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'-' || b == b'_';
+        byte += 1;
+    }
+    table
+};
+
 fn is_base64_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'-' | b'_')
+    BASE64_BYTES[usize::from(byte)]
 }
 
 /// Decodes standard or url-safe base64 and returns it when it is mostly readable text.
