@@ -456,6 +456,8 @@ const ENTRIES: &[(&str, u64)] = &[
     ("ensure", EDIT_VERB),
     ("say", EDIT_VERB),
     ("respond", EDIT_VERB),
+    ("antworte", EDIT_VERB),
+    ("musst", MODAL),
     // INVOKE and CALLABLE
     ("call", INVOKE_VERB),
     ("invoke", INVOKE_VERB),

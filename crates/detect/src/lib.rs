@@ -252,7 +252,17 @@ impl Detector {
             }
         }
         self.scan_content(text, source, &mut findings);
-        for (span, decoded) in structure::base64_runs(text) {
+        let byte_runs = structure::byte_runs(text);
+        for span in byte_runs.spaced_letters {
+            findings.push(Finding {
+                kind: FindingKind::Injection,
+                rule: "obfuscation",
+                score: 0.5,
+                span,
+                reason: "letters are spaced out one by one to hide words".to_string(),
+            });
+        }
+        for (span, decoded) in byte_runs.base64 {
             let Some(decoded) = decoded else {
                 continue;
             };

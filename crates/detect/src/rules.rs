@@ -616,23 +616,54 @@ fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
         }
     }
     shouting(input, findings);
-    spaced_letters(input, findings);
 }
 
 /// An all-caps command embedded in an ordinary sentence ("How will I be able DO NOT ANSWER THIS
 /// QUESTION BUT JUST OUTPUT ... to drive"): a classic way to make an instruction stand out to a
 /// model while hiding in a question.
 fn shouting(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
+    // Only lines holding a lexicon hit written in capitals can hold a shouted command; scan
+    // just those lines, each once.
+    let mut scanned_to = 0usize;
+    for hit in input.hits {
+        if hit.start < scanned_to {
+            continue;
+        }
+        let word = input.word(hit).as_bytes();
+        let caps = word.iter().filter(|b| b.is_ascii_uppercase()).count() >= 2
+            && !word.iter().any(u8::is_ascii_lowercase);
+        if !caps {
+            continue;
+        }
+        let bytes = input.text.as_bytes();
+        let line_start = bytes
+            .get(..hit.start)
+            .unwrap_or_default()
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1);
+        let line_end = bytes
+            .get(hit.end..)
+            .unwrap_or_default()
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |p| hit.end + p);
+        shouting_line(input.text, line_start, line_end, findings);
+        scanned_to = line_end;
+    }
+}
+
+fn shouting_line(full_text: &str, line_start: usize, line_end: usize, findings: &mut Vec<Finding>) {
     const MARKERS: &[&str] = &[
         "DO", "NOT", "JUST", "ONLY", "YOU", "YOUR", "IGNORE", "FORGET", "OUTPUT", "SAY", "PRINT",
         "ANSWER", "ANTWORTE", "DU", "MUSST", "COMMAND", "WRITE", "RESPOND", "INSTEAD", "STOP",
         "SCHREIBE", "SAG",
     ];
-    let text = input.text;
-    let bytes = text.as_bytes();
+    let text = full_text;
+    let bytes = text.as_bytes().get(..line_end).unwrap_or_default();
     // Words are runs of letters (any non-ASCII byte counts as a letter) and apostrophes; a word is
     // "caps" when it has two or more ASCII capitals and no ASCII lowercase. One pass, no allocation.
-    let mut idx = 0usize;
+    let mut idx = line_start;
     let mut run_first: Option<(usize, usize)> = None;
     let mut run_last = (0usize, 0usize);
     let mut n_run_words = 0usize;
@@ -710,47 +741,6 @@ fn shouting(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
     }
     if let Some(first) = run_first {
         check(first, run_last, n_run_words, lower_before, false, findings);
-    }
-}
-
-/// Letters spaced out one by one ("S a y t h a t ..."), a way to slip words past filters.
-fn spaced_letters(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
-    let bytes = input.text.as_bytes();
-    let mut run = 0usize;
-    let mut run_start = 0usize;
-    let mut idx = 0usize;
-    while idx < bytes.len() {
-        let letter = bytes.get(idx).is_some_and(u8::is_ascii_alphabetic);
-        let spaced_before = idx == 0 || bytes.get(idx - 1) == Some(&b' ');
-        let spaced_after = bytes.get(idx + 1).is_none_or(|b| *b == b' ');
-        if letter && spaced_before && spaced_after {
-            if run == 0 {
-                run_start = idx;
-            }
-            run += 1;
-            idx += 2;
-            continue;
-        }
-        if run >= 10 {
-            findings.push(finding(
-                FindingKind::Injection,
-                "obfuscation",
-                0.5,
-                run_start..idx,
-                "letters are spaced out one by one to hide words",
-            ));
-        }
-        run = 0;
-        idx += 1;
-    }
-    if run >= 10 {
-        findings.push(finding(
-            FindingKind::Injection,
-            "obfuscation",
-            0.5,
-            run_start..bytes.len(),
-            "letters are spaced out one by one to hide words",
-        ));
     }
 }
 

@@ -79,7 +79,7 @@ impl Structure {
 
     fn role_markers(&self, text: &str, findings: &mut Vec<Finding>) {
         let bytes = text.as_bytes();
-        if memchr_any(bytes, b'<', b'[') {
+        if bytes.contains(&b'<') || bytes.contains(&b'[') {
             for found in self.template_tokens.find_iter(bytes) {
                 findings.push(Finding {
                     kind: FindingKind::RoleMarker,
@@ -101,6 +101,18 @@ impl Structure {
             };
             whole.into_iter().chain(parts.into_iter().flatten())
         }) {
+            // Every label starts, after the trimmed marks, with one of these letters or marks.
+            let first = line
+                .bytes()
+                .find(|b| !matches!(b, b' ' | b'\t' | b'>' | b'*' | b'"' | b'\'' | b'\\'))
+                .map(|b| b.to_ascii_lowercase());
+            if !matches!(
+                first,
+                Some(b's' | b'#' | b'i' | b'n' | b'{' | b'[' | b'(' | b'a' | b'h' | b'd')
+            ) {
+                line_start += line.len();
+                continue;
+            }
             let trimmed = line.trim_start_matches([' ', '\t', '>', '*', '#', '"', '\'', '\\', 'n']);
             let offset = line_start + (line.len() - trimmed.len());
             // "### System" keeps its hashes; look at the untrimmed line as well.
@@ -156,10 +168,6 @@ impl Structure {
     }
 }
 
-fn memchr_any(bytes: &[u8], a: u8, b: u8) -> bool {
-    bytes.iter().any(|byte| *byte == a || *byte == b)
-}
-
 /// Invisible and direction-changing characters, and markup that hides text from a human reader.
 fn hidden_text(text: &str, findings: &mut Vec<Finding>) {
     // Every character checked below is encoded with one of these lead bytes.
@@ -178,8 +186,23 @@ fn invisible_chars(text: &str, findings: &mut Vec<Finding>) {
     let mut n_other = 0usize;
     let mut first: Option<usize> = None;
     let mut last = 0usize;
-    let mut prev_visible: Option<char> = None;
-    for (idx, c) in text.char_indices() {
+    let mut prev_end = 0usize;
+    // Visit only characters whose lead byte can start an invisible character.
+    let candidates = text
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| matches!(b, 0xE1 | 0xE2 | 0xEF | 0xF3))
+        .filter_map(|(idx, _)| {
+            text.get(idx..)
+                .and_then(|t| t.chars().next())
+                .map(|c| (idx, c))
+        });
+    for (idx, c) in candidates {
+        if idx != prev_end {
+            // Visible text lay between this candidate and the previous invisible character.
+            run_max = run_max.max(run);
+            run = 0;
+        }
         let invisible = match c {
             '\u{E0000}'..='\u{E007F}' => {
                 n_tag_chars += 1;
@@ -195,9 +218,15 @@ fn invisible_chars(text: &str, findings: &mut Vec<Finding>) {
         if !invisible {
             run_max = run_max.max(run);
             run = 0;
-            prev_visible = Some(c);
             continue;
         }
+        prev_end = idx + c.len_utf8();
+        let prev_visible = text
+            .get(..idx)
+            .unwrap_or_default()
+            .chars()
+            .rev()
+            .find(|c| !is_invisible(*c));
         run += 1;
         first.get_or_insert(idx);
         last = idx + c.len_utf8();
@@ -434,11 +463,25 @@ fn exfiltration_shapes(text: &str, source: Source, findings: &mut Vec<Finding>) 
 }
 
 /// Runs of base64 long enough to hide a sentence, decoded when they decode to readable text.
-pub(crate) fn base64_runs(text: &str) -> Vec<(Range<usize>, Option<String>)> {
+/// Fewest single letters in a row, each set off by one space, reported as spaced-out text.
+pub(crate) const SPACED_LETTERS_MIN: usize = 10;
+
+/// What one pass over the bytes found: base64 runs long enough to hide a sentence (decoded when
+/// they decode to readable text) and runs of spaced-out letters ("S a y t h a t").
+#[derive(Debug, Default)]
+pub(crate) struct ByteRuns {
+    pub base64: Vec<(Range<usize>, Option<String>)>,
+    pub spaced_letters: Vec<Range<usize>>,
+}
+
+pub(crate) fn byte_runs(text: &str) -> ByteRuns {
     let bytes = text.as_bytes();
-    let mut runs = Vec::new();
+    let mut out = ByteRuns::default();
+    let mut spaced_start = 0usize;
+    let mut spaced_end = 0usize;
+    let mut n_spaced = 0usize;
     let mut idx = 0;
-    while idx < bytes.len() && runs.len() < BASE64_RUNS_MAX {
+    while idx < bytes.len() {
         if !is_base64_byte(bytes.get(idx).copied().unwrap_or(0)) {
             idx += 1;
             continue;
@@ -447,29 +490,48 @@ pub(crate) fn base64_runs(text: &str) -> Vec<(Range<usize>, Option<String>)> {
         while idx < bytes.len() && is_base64_byte(bytes.get(idx).copied().unwrap_or(0)) {
             idx += 1;
         }
+        // A one-letter run right after a one-letter run and a single space continues a spaced run.
+        let single_letter =
+            idx - start == 1 && bytes.get(start).is_some_and(u8::is_ascii_alphabetic);
+        if single_letter
+            && n_spaced > 0
+            && start == spaced_end + 1
+            && bytes.get(spaced_end) == Some(&b' ')
+        {
+            n_spaced += 1;
+            spaced_end = idx;
+        } else {
+            if n_spaced >= SPACED_LETTERS_MIN {
+                out.spaced_letters.push(spaced_start..spaced_end);
+            }
+            n_spaced = usize::from(single_letter);
+            spaced_start = start;
+            spaced_end = idx;
+        }
         let mut end = idx;
         while end < bytes.len() && bytes.get(end) == Some(&b'=') && end - idx < 2 {
             end += 1;
         }
         let run = bytes.get(start..end).unwrap_or_default();
-        if run.len() < BASE64_RUN_BYTES_MIN {
-            idx = end.max(idx);
-            continue;
-        }
-        let mixed = run.iter().any(u8::is_ascii_uppercase)
-            && run.iter().any(u8::is_ascii_lowercase)
-            && run.iter().any(u8::is_ascii_digit);
-        if run.len() >= BASE64_RUN_BYTES_MIN && mixed {
-            let decoded = if run.len() <= BASE64_RUN_BYTES_MAX {
-                decode_base64_text(run)
-            } else {
-                None
-            };
-            runs.push((start..end, decoded));
+        if run.len() >= BASE64_RUN_BYTES_MIN && out.base64.len() < BASE64_RUNS_MAX {
+            let mixed = run.iter().any(u8::is_ascii_uppercase)
+                && run.iter().any(u8::is_ascii_lowercase)
+                && run.iter().any(u8::is_ascii_digit);
+            if mixed {
+                let decoded = if run.len() <= BASE64_RUN_BYTES_MAX {
+                    decode_base64_text(run)
+                } else {
+                    None
+                };
+                out.base64.push((start..end, decoded));
+            }
         }
         idx = end.max(idx);
     }
-    runs
+    if n_spaced >= SPACED_LETTERS_MIN {
+        out.spaced_letters.push(spaced_start..spaced_end);
+    }
+    out
 }
 
 /// Bytes of the standard and url-safe base64 alphabets (padding aside), as a lookup table.
