@@ -476,60 +476,87 @@ pub(crate) struct ByteRuns {
 
 pub(crate) fn byte_runs(text: &str) -> ByteRuns {
     let bytes = text.as_bytes();
+    let base64_at = |idx: usize| bytes.get(idx).is_some_and(|b| is_base64_byte(*b));
     let mut out = ByteRuns::default();
-    let mut spaced_start = 0usize;
-    let mut spaced_end = 0usize;
-    let mut n_spaced = 0usize;
-    let mut idx = 0;
-    while idx < bytes.len() {
-        if !is_base64_byte(bytes.get(idx).copied().unwrap_or(0)) {
-            idx += 1;
+    // A run of at least BASE64_RUN_BYTES_MIN bytes that starts in [idx, probe] covers `probe`, so
+    // a probe outside the alphabet skips the whole window: ordinary prose is mostly skipped.
+    let mut idx = 0usize;
+    while out.base64.len() < BASE64_RUNS_MAX {
+        let probe = idx + BASE64_RUN_BYTES_MIN - 1;
+        if probe >= bytes.len() {
+            break;
+        }
+        if !base64_at(probe) {
+            idx = probe + 1;
             continue;
         }
-        let start = idx;
-        while idx < bytes.len() && is_base64_byte(bytes.get(idx).copied().unwrap_or(0)) {
-            idx += 1;
+        let mut start = probe;
+        while start > idx && base64_at(start - 1) {
+            start -= 1;
         }
-        // A one-letter run right after a one-letter run and a single space continues a spaced run.
-        let single_letter =
-            idx - start == 1 && bytes.get(start).is_some_and(u8::is_ascii_alphabetic);
-        if single_letter
-            && n_spaced > 0
-            && start == spaced_end + 1
-            && bytes.get(spaced_end) == Some(&b' ')
-        {
-            n_spaced += 1;
-            spaced_end = idx;
-        } else {
-            if n_spaced >= SPACED_LETTERS_MIN {
-                out.spaced_letters.push(spaced_start..spaced_end);
-            }
-            n_spaced = usize::from(single_letter);
-            spaced_start = start;
-            spaced_end = idx;
+        let mut end = probe + 1;
+        while base64_at(end) {
+            end += 1;
         }
-        let mut end = idx;
-        while end < bytes.len() && bytes.get(end) == Some(&b'=') && end - idx < 2 {
+        let run_end = end;
+        while bytes.get(end) == Some(&b'=') && end - run_end < 2 {
             end += 1;
         }
         let run = bytes.get(start..end).unwrap_or_default();
-        if run.len() >= BASE64_RUN_BYTES_MIN && out.base64.len() < BASE64_RUNS_MAX {
-            let mixed = run.iter().any(u8::is_ascii_uppercase)
-                && run.iter().any(u8::is_ascii_lowercase)
-                && run.iter().any(u8::is_ascii_digit);
-            if mixed {
-                let decoded = if run.len() <= BASE64_RUN_BYTES_MAX {
-                    decode_base64_text(run)
-                } else {
-                    None
-                };
-                out.base64.push((start..end, decoded));
-            }
+        let mixed = run.iter().any(u8::is_ascii_uppercase)
+            && run.iter().any(u8::is_ascii_lowercase)
+            && run.iter().any(u8::is_ascii_digit);
+        if run_end - start >= BASE64_RUN_BYTES_MIN && mixed {
+            let decoded = if run.len() <= BASE64_RUN_BYTES_MAX {
+                decode_base64_text(run)
+            } else {
+                None
+            };
+            out.base64.push((start..end, decoded));
         }
-        idx = end.max(idx);
+        idx = end + 1;
     }
-    if n_spaced >= SPACED_LETTERS_MIN {
-        out.spaced_letters.push(spaced_start..spaced_end);
+    // Spaced letters ("S a y t h a t"), with the same skipping: a run spans at least
+    // `2 * SPACED_LETTERS_MIN - 1` bytes of alternating letter and space.
+    let letter_at = |idx: usize| bytes.get(idx).is_some_and(u8::is_ascii_alphabetic);
+    let space_at = |idx: usize| bytes.get(idx) == Some(&b' ');
+    let span_min = 2 * SPACED_LETTERS_MIN - 1;
+    let mut idx = 0usize;
+    loop {
+        let probe = idx + span_min - 1;
+        if probe >= bytes.len() {
+            break;
+        }
+        // Find a single letter at or next to the probe.
+        let letter = if letter_at(probe) {
+            probe
+        } else if space_at(probe) && letter_at(probe + 1) {
+            probe + 1
+        } else {
+            idx = probe + 1;
+            continue;
+        };
+        let single = |at: usize| {
+            letter_at(at)
+                && (at == 0 || !bytes.get(at - 1).is_some_and(u8::is_ascii_alphanumeric))
+                && !bytes.get(at + 1).is_some_and(u8::is_ascii_alphanumeric)
+        };
+        if !single(letter) {
+            idx = probe + 1;
+            continue;
+        }
+        let mut first = letter;
+        while first >= 2 && space_at(first - 1) && single(first - 2) {
+            first -= 2;
+        }
+        let mut last = letter;
+        while space_at(last + 1) && single(last + 2) {
+            last += 2;
+        }
+        if (last - first) / 2 + 1 >= SPACED_LETTERS_MIN {
+            out.spaced_letters.push(first..last + 1);
+        }
+        idx = (last + 2).max(probe + 1);
     }
     out
 }
