@@ -713,14 +713,13 @@ pub(crate) struct Hit {
 #[derive(Debug, Clone)]
 pub(crate) struct Lexicon {
     automaton: AhoCorasick,
-    /// Per pattern: concepts, and whether the entry is a prefix (no right word boundary needed).
-    meanings: Vec<(u64, bool)>,
+    meanings: Vec<Meaning>,
 }
 
 impl Lexicon {
     /// Builds the lexicon plus `extra` entries (the agent's action names, tagged `extra_concept`).
     pub fn new(extra: &[(String, u64)]) -> Result<Lexicon, aho_corasick::BuildError> {
-        let mut patterns: Vec<String> = Vec::with_capacity(ENTRIES.len() + extra.len());
+        let mut patterns: Vec<Vec<u8>> = Vec::with_capacity(ENTRIES.len() + extra.len());
         let mut meanings = Vec::with_capacity(ENTRIES.len() + extra.len());
         let builtin = ENTRIES.iter().map(|(entry, concepts)| (*entry, *concepts));
         let extra = extra
@@ -732,15 +731,36 @@ impl Lexicon {
                 None => (entry, false),
             };
             // Words written with a curly apostrophe match too.
-            patterns.push(text.to_string());
-            meanings.push((concepts, prefix));
+            let mut variants = vec![text.to_string()];
             if text.contains('\'') {
-                patterns.push(text.replace('\'', "\u{2019}"));
-                meanings.push((concepts, prefix));
+                variants.push(text.replace('\'', "\u{2019}"));
+            }
+            for variant in variants {
+                // Entries that start with an ASCII letter or digit are matched with the space
+                // that the normalised text puts before every word, so the automaton itself
+                // rejects matches inside words ("it" in "with").
+                let spaced = variant
+                    .as_bytes()
+                    .first()
+                    .is_some_and(u8::is_ascii_alphanumeric);
+                let mut pattern = Vec::with_capacity(variant.len() + 1);
+                if spaced {
+                    pattern.push(b' ');
+                }
+                pattern.extend(
+                    normalise(variant.as_bytes())
+                        .iter()
+                        .map(u8::to_ascii_lowercase),
+                );
+                patterns.push(pattern);
+                meanings.push(Meaning {
+                    concepts,
+                    prefix,
+                    spaced,
+                });
             }
         }
         let automaton = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)?;
@@ -752,24 +772,98 @@ impl Lexicon {
 
     /// Every entry in `text` that sits on word boundaries, in order.
     pub fn hits(&self, text: &str) -> Vec<Hit> {
-        let bytes = text.as_bytes();
+        let mut haystack = Vec::with_capacity(text.len() + 1);
+        haystack.push(b' ');
+        haystack.extend_from_slice(&normalise(text.as_bytes()));
         let mut hits = Vec::new();
-        for found in self.automaton.find_iter(bytes) {
-            let Some(&(concepts, prefix)) = self.meanings.get(found.pattern().as_usize()) else {
+        for found in self.automaton.find_iter(&haystack) {
+            let Some(meaning) = self.meanings.get(found.pattern().as_usize()) else {
                 continue;
             };
-            let (start, end) = (found.start(), found.end());
-            if !boundary_before(text, start) || (!prefix && !boundary_after(text, end)) {
+            // Haystack offset `i` is text offset `i - 1`; a spaced pattern starts at its space.
+            let start = if meaning.spaced {
+                found.start()
+            } else {
+                found.start().saturating_sub(1)
+            };
+            let end = found.end().saturating_sub(1);
+            if !meaning.spaced && !boundary_before(text, start) {
+                continue;
+            }
+            if !meaning.prefix && !boundary_after(text, end) {
                 continue;
             }
             hits.push(Hit {
                 start,
                 end,
-                concepts,
+                concepts: meaning.concepts,
             });
         }
         hits
     }
+}
+
+/// What one automaton pattern stands for.
+#[derive(Debug, Clone, Copy)]
+struct Meaning {
+    concepts: u64,
+    /// The entry matches as a word prefix (no right boundary needed).
+    prefix: bool,
+    /// The pattern starts with the space that marks a word start.
+    spaced: bool,
+}
+
+/// Per ASCII byte: its lowercase form for letters and digits, itself for `'` and `-` (used inside
+/// entries), a space for everything else. Bytes of non-ASCII characters are kept.
+const NORMALISE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = if b >= 0x80 || b == b'\'' || b == b'-' {
+            b
+        } else if b.is_ascii_alphanumeric() {
+            b.to_ascii_lowercase()
+        } else {
+            b' '
+        };
+        byte += 1;
+    }
+    table
+};
+
+/// The text the automaton runs on, byte for byte as long as the input: ASCII lowercased,
+/// ASCII punctuation and whitespace turned into spaces, and the common non-ASCII separators
+/// (U+2000..U+203F: typographic spaces, dashes and quotes; U+00A0; the guillemets) turned into
+/// as many spaces as they have bytes, so a word after a curly quote still starts after a space.
+fn normalise(bytes: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = bytes.iter().map(|b| NORMALISE[usize::from(*b)]).collect();
+    if !bytes.contains(&0xE2) && !bytes.contains(&0xC2) {
+        return out;
+    }
+    let mut idx = 0;
+    while idx + 1 < out.len() {
+        match (out.get(idx).copied(), out.get(idx + 1).copied()) {
+            (Some(0xE2), Some(0x80))
+                if out.get(idx + 2).is_some_and(|b| (0x80..=0xBF).contains(b)) =>
+            {
+                out.get_mut(idx..idx + 3)
+                    .into_iter()
+                    .flatten()
+                    .for_each(|b| *b = b' ');
+                idx += 3;
+            }
+            (Some(0xC2), Some(0xA0 | 0xAB | 0xBB)) => {
+                out.get_mut(idx..idx + 2)
+                    .into_iter()
+                    .flatten()
+                    .for_each(|b| *b = b' ');
+                idx += 2;
+            }
+            _ => idx += 1,
+        }
+    }
+    out
 }
 
 /// True when no letter or digit ends right before `at` (CJK text has no spaces, so it always is).
