@@ -813,6 +813,7 @@ struct Meaning {
     spaced: bool,
 }
 
+#[cfg(test)]
 /// Per ASCII byte: its lowercase form for letters and digits, itself for `'` and `-` (used inside
 /// entries), a space for everything else. Bytes of non-ASCII characters are kept.
 const NORMALISE: [u8; 256] = {
@@ -832,12 +833,27 @@ const NORMALISE: [u8; 256] = {
     table
 };
 
+fn normalise_byte(byte: u8) -> u8 {
+    let lower = byte | 0x20;
+    let is_letter = lower.wrapping_sub(b'a') < 26;
+    let keep = byte.wrapping_sub(b'0') < 10 || byte >= 0x80 || byte == b'\'' || byte == b'-';
+    if is_letter {
+        lower
+    } else if keep {
+        byte
+    } else {
+        b' '
+    }
+}
+
 /// The text the automaton runs on, byte for byte as long as the input: ASCII lowercased,
 /// ASCII punctuation and whitespace turned into spaces, and the common non-ASCII separators
 /// (U+2000..U+203F: typographic spaces, dashes and quotes; U+00A0; the guillemets) turned into
 /// as many spaces as they have bytes, so a word after a curly quote still starts after a space.
 fn normalise(bytes: &[u8]) -> Vec<u8> {
-    let mut out: Vec<u8> = bytes.iter().map(|b| NORMALISE[usize::from(*b)]).collect();
+    // Arithmetic rather than a lookup table, so the loop vectorises; the table in the tests is
+    // the spec and a test checks they agree on every byte.
+    let mut out: Vec<u8> = bytes.iter().map(|b| normalise_byte(*b)).collect();
     if !bytes.contains(&0xE2) && !bytes.contains(&0xC2) {
         return out;
     }
@@ -898,4 +914,42 @@ fn boundary_after(text: &str, at: usize) -> bool {
 
 fn is_cjk(c: char) -> bool {
     matches!(c, '\u{3040}'..='\u{30ff}' | '\u{3400}'..='\u{4dbf}' | '\u{4e00}'..='\u{9fff}' | '\u{ac00}'..='\u{d7af}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalise_byte_matches_the_table() {
+        for byte in 0..=255u8 {
+            assert_eq!(
+                normalise_byte(byte),
+                NORMALISE[usize::from(byte)],
+                "byte {byte:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn hits_respect_word_boundaries() {
+        let lexicon = Lexicon::new(&[]).unwrap();
+        let text = "With “ignore” it; item, Ignore-all and ÄNDERE nothing";
+        let words: Vec<&str> = lexicon
+            .hits(text)
+            .iter()
+            .map(|h| &text[h.start..h.end])
+            .collect();
+        assert!(words.contains(&"ignore"), "{words:?}");
+        assert!(words.contains(&"it"), "{words:?}");
+        assert!(words.contains(&"Ignore"), "{words:?}");
+        assert_eq!(
+            words
+                .iter()
+                .filter(|w| w.eq_ignore_ascii_case("it"))
+                .count(),
+            1,
+            "{words:?}"
+        );
+    }
 }

@@ -305,25 +305,23 @@ fn hidden_styles(text: &str, findings: &mut Vec<Finding>) {
     // Every pattern below holds a `:` followed (after optional spaces) by one of these; most
     // texts have none, and squashing is skipped.
     let bytes = text.as_bytes();
-    let has_style_property = bytes.iter().enumerate().any(|(idx, b)| {
-        *b == b':' && {
-            let head = bytes.get(..idx).unwrap_or_default();
-            let head = head.trim_ascii_end();
-            let tail = head
-                .get(head.len().saturating_sub(10)..)
-                .unwrap_or_default();
-            let ends = |word: &[u8]| {
-                tail.len() >= word.len()
-                    && tail
-                        .get(tail.len() - word.len()..)
-                        .is_some_and(|t| t.eq_ignore_ascii_case(word))
-            };
-            ends(b"display")
-                || ends(b"visibility")
-                || ends(b"font-size")
-                || ends(b"opacity")
-                || ends(b"color")
-        }
+    let has_style_property = text.match_indices(':').any(|(idx, _)| {
+        let head = bytes.get(..idx).unwrap_or_default();
+        let head = head.trim_ascii_end();
+        let tail = head
+            .get(head.len().saturating_sub(10)..)
+            .unwrap_or_default();
+        let ends = |word: &[u8]| {
+            tail.len() >= word.len()
+                && tail
+                    .get(tail.len() - word.len()..)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(word))
+        };
+        ends(b"display")
+            || ends(b"visibility")
+            || ends(b"font-size")
+            || ends(b"opacity")
+            || ends(b"color")
     });
     if !has_style_property {
         return;
@@ -503,10 +501,13 @@ pub(crate) fn byte_runs(text: &str) -> ByteRuns {
             end += 1;
         }
         let run = bytes.get(start..end).unwrap_or_default();
-        let mixed = run.iter().any(u8::is_ascii_uppercase)
-            && run.iter().any(u8::is_ascii_lowercase)
-            && run.iter().any(u8::is_ascii_digit);
-        if run_end - start >= BASE64_RUN_BYTES_MIN && mixed {
+        let long = run_end - start >= BASE64_RUN_BYTES_MIN;
+        let mixed = || {
+            run.iter().any(u8::is_ascii_uppercase)
+                && run.iter().any(u8::is_ascii_lowercase)
+                && run.iter().any(u8::is_ascii_digit)
+        };
+        if long && mixed() {
             let decoded = if run.len() <= BASE64_RUN_BYTES_MAX {
                 decode_base64_text(run)
             } else {
