@@ -117,7 +117,33 @@ pub struct CanarySet {
     /// The distinct first bytes of every pattern, when there are few: tokens made by
     /// [`new_canary`] share a prefix, so their five forms start in a handful of ways and a small
     /// SIMD-friendly automaton rules out most texts before the big one runs.
-    prefilter: Option<AhoCorasick>,
+    prefilter: Option<Prefilter>,
+}
+
+/// A SIMD substring searcher over the few distinct pattern starts, or an automaton where SIMD is
+/// not available.
+#[derive(Debug, Clone)]
+enum Prefilter {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Prefilter {
+    fn new(prefixes: &[&[u8]]) -> Option<Prefilter> {
+        let mut builder = aho_corasick::packed::Config::new().builder();
+        builder.extend(prefixes);
+        match builder.build() {
+            Some(searcher) => Some(Prefilter::Packed(searcher)),
+            None => AhoCorasick::new(prefixes).ok().map(Prefilter::Automaton),
+        }
+    }
+
+    fn is_match(&self, haystack: &[u8]) -> bool {
+        match self {
+            Prefilter::Packed(searcher) => searcher.find(haystack).is_some(),
+            Prefilter::Automaton(automaton) => automaton.is_match(haystack),
+        }
+    }
 }
 
 impl CanarySet {
@@ -193,7 +219,7 @@ impl CanarySet {
         prefixes.sort_unstable();
         prefixes.dedup();
         let prefilter = if !prefixes.is_empty() && prefixes.len() <= PREFILTER_PREFIXES_MAX {
-            AhoCorasick::new(&prefixes).ok()
+            Prefilter::new(&prefixes)
         } else {
             None
         };

@@ -171,7 +171,8 @@ impl Structure {
 /// Invisible and direction-changing characters, and markup that hides text from a human reader.
 fn hidden_text(text: &str, findings: &mut Vec<Finding>) {
     // Every character checked below is encoded with one of these lead bytes.
-    if text.bytes().any(|b| matches!(b, 0xE1 | 0xE2 | 0xEF | 0xF3)) {
+    let bytes = text.as_bytes();
+    if memchr::memchr3(0xE2, 0xEF, 0xF3, bytes).is_some() || memchr::memchr(0xE1, bytes).is_some() {
         invisible_chars(text, findings);
     }
     html_hiding(text, findings);
@@ -188,15 +189,17 @@ fn invisible_chars(text: &str, findings: &mut Vec<Finding>) {
     let mut last = 0usize;
     let mut prev_end = 0usize;
     // Visit only characters whose lead byte can start an invisible character.
-    let candidates = text
-        .bytes()
-        .enumerate()
-        .filter(|(_, b)| matches!(b, 0xE1 | 0xE2 | 0xEF | 0xF3))
-        .filter_map(|(idx, _)| {
-            text.get(idx..)
-                .and_then(|t| t.chars().next())
-                .map(|c| (idx, c))
-        });
+    let bytes = text.as_bytes();
+    let mut lead_positions: Vec<usize> = memchr::memchr3_iter(0xE2, 0xEF, 0xF3, bytes).collect();
+    if bytes.contains(&0xE1) {
+        lead_positions.extend(memchr::memchr_iter(0xE1, bytes));
+        lead_positions.sort_unstable();
+    }
+    let candidates = lead_positions.into_iter().filter_map(|idx| {
+        text.get(idx..)
+            .and_then(|t| t.chars().next())
+            .map(|c| (idx, c))
+    });
     for (idx, c) in candidates {
         if idx != prev_end {
             // Visible text lay between this candidate and the previous invisible character.
