@@ -774,7 +774,7 @@ impl Lexicon {
     pub fn hits(&self, text: &str) -> Vec<Hit> {
         let mut haystack = Vec::with_capacity(text.len() + 1);
         haystack.push(b' ');
-        haystack.extend_from_slice(&normalise(text.as_bytes()));
+        normalise_into(text.as_bytes(), &mut haystack);
         let mut hits = Vec::new();
         for found in self.automaton.find_iter(&haystack) {
             let Some(meaning) = self.meanings.get(found.pattern().as_usize()) else {
@@ -851,12 +851,21 @@ fn normalise_byte(byte: u8) -> u8 {
 /// (U+2000..U+203F: typographic spaces, dashes and quotes; U+00A0; the guillemets) turned into
 /// as many spaces as they have bytes, so a word after a curly quote still starts after a space.
 fn normalise(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    normalise_into(bytes, &mut out);
+    out
+}
+
+/// Appends the normalised form of `bytes` to `out` (see [`normalise`]).
+fn normalise_into(bytes: &[u8], out: &mut Vec<u8>) {
+    let offset = out.len();
     // Arithmetic rather than a lookup table, so the loop vectorises; the table in the tests is
     // the spec and a test checks they agree on every byte.
-    let mut out: Vec<u8> = bytes.iter().map(|b| normalise_byte(*b)).collect();
+    out.extend(bytes.iter().map(|b| normalise_byte(*b)));
     if !bytes.contains(&0xE2) && !bytes.contains(&0xC2) {
-        return out;
+        return;
     }
+    let out = out.get_mut(offset..).unwrap_or_default();
     let mut idx = 0;
     while idx + 1 < out.len() {
         match (out.get(idx).copied(), out.get(idx + 1).copied()) {
@@ -879,7 +888,6 @@ fn normalise(bytes: &[u8]) -> Vec<u8> {
             _ => idx += 1,
         }
     }
-    out
 }
 
 /// True when no letter or digit ends right before `at` (CJK text has no spaces, so it always is).
