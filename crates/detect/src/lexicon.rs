@@ -93,6 +93,8 @@ pub(crate) mod concept {
     pub const CHANGE: u64 = 1 << 39;
     /// "are now", "is now": redefining something from here on.
     pub const NOW_IS: u64 = 1 << 40;
+    /// Telling the reader to hide what it does from its user: "do not tell the user".
+    pub const CONCEAL: u64 = 1 << 41;
 }
 
 use concept::*;
@@ -167,6 +169,8 @@ const ENTRIES: &[(&str, u64)] = &[
     ("игнорируй*", OVERRIDE),
     ("Игнорируй*", OVERRIDE),
     ("忽略", OVERRIDE),
+    ("無視", OVERRIDE),
+    ("무시", OVERRIDE),
     ("忘记", OVERRIDE),
     ("无视", OVERRIDE),
     // PRIOR
@@ -208,6 +212,10 @@ const ENTRIES: &[(&str, u64)] = &[
     ("предыдущие", PRIOR),
     ("sve", PRIOR),
     ("之前", PRIOR),
+    ("以前", PRIOR),
+    ("이전", PRIOR),
+    ("vorige", PRIOR),
+    ("anteriori", PRIOR),
     ("以上", PRIOR),
     ("所有", PRIOR),
     // DIRECTIVE
@@ -259,6 +267,7 @@ const ENTRIES: &[(&str, u64)] = &[
     ("инструкции", DIRECTIVE),
     ("instrukcije", DIRECTIVE),
     ("指令", DIRECTIVE),
+    ("지시", DIRECTIVE),
     ("指示", DIRECTIVE),
     ("提示", DIRECTIVE),
     // YOUR
@@ -502,6 +511,26 @@ const ENTRIES: &[(&str, u64)] = &[
     ("social security", SECRET),
     ("passwort", SECRET),
     ("zugangsdaten", SECRET),
+    ("id_rsa", SECRET),
+    ("ssh keys", SECRET),
+    ("/etc/passwd", SECRET),
+    ("aws_secret_access_key", SECRET),
+    ("environment variables", SECRET),
+    ("do not tell the user", CONCEAL),
+    ("don't tell the user", CONCEAL),
+    ("do not mention this to", CONCEAL),
+    ("don't mention this to", CONCEAL),
+    ("without telling the user", CONCEAL),
+    ("without informing the user", CONCEAL),
+    ("without the user knowing", CONCEAL),
+    ("the user must not know", CONCEAL),
+    ("do not let the user know", CONCEAL),
+    ("don't let the user know", CONCEAL),
+    ("hide this from the user", CONCEAL),
+    ("do not inform the user", CONCEAL),
+    ("do not reveal this to", CONCEAL),
+    ("sag dem nutzer nicht", CONCEAL),
+    ("ohne den nutzer", CONCEAL),
     // AUTHORITY
     ("i'm from", I_AM),
     ("i am from", I_AM),

@@ -933,6 +933,15 @@ fn invocation_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                 ));
             }
         }
+        if hit.concepts & CONCEAL != 0 {
+            findings.push(finding(
+                FindingKind::Injection,
+                "concealment",
+                if indirect { 0.6 } else { 0.3 },
+                hit.start..hit.end,
+                "tells the reader to hide what it does from its user",
+            ));
+        }
         if hit.concepts & READER != 0 && indirect {
             let near = input
                 .hits

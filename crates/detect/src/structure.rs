@@ -36,6 +36,17 @@ const TEMPLATE_TOKENS: &[&str] = &[
     "<|message|>",
 ];
 
+/// Pseudo-tags used to make text read as an instruction from the system (MCP tool poisoning
+/// hides instructions in `<IMPORTANT>` blocks of tool descriptions).
+const AUTHORITY_TAGS: &[&str] = &[
+    "<important>",
+    "<system>",
+    "</system>",
+    "<instructions>",
+    "<admin>",
+    "<sys>",
+];
+
 /// Role labels at the start of a line: (label, score). A system label claims the highest authority.
 const ROLE_LABELS: &[(&str, f32)] = &[
     ("system:", 0.75),
@@ -67,7 +78,7 @@ impl Structure {
         let template_tokens = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)
-            .build(TEMPLATE_TOKENS)?;
+            .build(TEMPLATE_TOKENS.iter().chain(AUTHORITY_TAGS))?;
         Ok(Structure { template_tokens })
     }
 
@@ -81,12 +92,21 @@ impl Structure {
         let bytes = text.as_bytes();
         if bytes.contains(&b'<') || bytes.contains(&b'[') {
             for found in self.template_tokens.find_iter(bytes) {
+                let template = found.pattern().as_usize() < TEMPLATE_TOKENS.len();
                 findings.push(Finding {
                     kind: FindingKind::RoleMarker,
-                    rule: "template_token",
-                    score: 0.9,
+                    rule: if template {
+                        "template_token"
+                    } else {
+                        "authority_tag"
+                    },
+                    score: if template { 0.9 } else { 0.5 },
                     span: found.start()..found.end(),
-                    reason: "contains a chat-template control token".to_string(),
+                    reason: if template {
+                        "contains a chat-template control token".to_string()
+                    } else {
+                        "wraps text in a pseudo-tag that claims system authority".to_string()
+                    },
                 });
             }
         }
