@@ -12,6 +12,9 @@ use crate::lexicon::concept::*;
 use crate::lexicon::Hit;
 use crate::{Finding, FindingKind, Source};
 
+/// Longest clause or sentence looked at around a hit, in bytes: bounds every backward and
+/// forward scan so a text without punctuation costs linear time, not quadratic.
+const CLAUSE_BYTES_MAX: usize = 400;
 /// Bytes an override verb may be from the instructions it discards ("ignore all of the above
 /// instructions" spans about 30).
 const OVERRIDE_GAP_BYTES_MAX: usize = 48;
@@ -75,29 +78,41 @@ impl RuleInput<'_> {
 
     /// Start of the clause holding byte `at`.
     fn clause_start(&self, at: usize) -> usize {
-        let bytes = self.text.as_bytes().get(..at).unwrap_or_default();
+        let from = at.saturating_sub(CLAUSE_BYTES_MAX);
+        let bytes = self.text.as_bytes().get(from..at).unwrap_or_default();
         bytes
             .iter()
             .rposition(|b| matches!(b, b'.' | b'!' | b'?' | b'\n' | b':' | b'"' | b'(' | b'-'))
-            .map_or(0, |pos| pos + 1)
+            .map_or(from, |pos| from + pos + 1)
     }
 
-    /// Start of the sentence holding byte `at`.
+    /// Start of the sentence holding byte `at` (at most [`CLAUSE_BYTES_MAX`] back).
     fn sentence_start(&self, at: usize) -> usize {
-        let bytes = self.text.as_bytes().get(..at).unwrap_or_default();
+        let from = at.saturating_sub(CLAUSE_BYTES_MAX);
+        let bytes = self.text.as_bytes().get(from..at).unwrap_or_default();
         bytes
             .iter()
             .rposition(|b| matches!(b, b'.' | b'!' | b'?' | b'\n'))
-            .map_or(0, |pos| pos + 1)
+            .map_or(from, |pos| from + pos + 1)
     }
 
-    /// End of the sentence holding byte `at` (just after its final punctuation).
+    /// End of the sentence holding byte `at`, just after its final punctuation (at most
+    /// [`CLAUSE_BYTES_MAX`] ahead).
     fn sentence_end(&self, at: usize) -> usize {
-        let bytes = self.text.as_bytes().get(at..).unwrap_or_default();
+        let to = (at + CLAUSE_BYTES_MAX).min(self.text.len());
+        let bytes = self.text.as_bytes().get(at..to).unwrap_or_default();
         bytes
             .iter()
             .position(|b| matches!(b, b'.' | b'!' | b'?' | b'\n'))
-            .map_or(self.text.len(), |pos| (at + pos + 1).min(self.text.len()))
+            .map_or(to, |pos| (at + pos + 1).min(self.text.len()))
+    }
+
+    /// The hits that lie wholly within `range` (hits are sorted by start).
+    fn hits_within(&self, range: Range<usize>) -> &[Hit] {
+        let first = self.hits.partition_point(|h| h.start < range.start);
+        let rest = self.hits.get(first..).unwrap_or_default();
+        let n = rest.partition_point(|h| h.start < range.end);
+        rest.get(..n).unwrap_or_default()
     }
 
     /// True when the hit opens its clause (after at most a "please" or similar softener), which is
@@ -784,10 +799,11 @@ fn output_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
         if sentence.trim_end().ends_with('?') {
             continue;
         }
+        let sentence_hits = input.hits_within(sentence_start..sentence_end);
         let in_sentence = |mask: u64| {
-            input.hits.iter().any(|h| {
-                h.start >= sentence_start && h.end <= sentence_end && h.concepts & mask != 0
-            })
+            sentence_hits
+                .iter()
+                .any(|h| h.end <= sentence_end && h.concepts & mask != 0)
         };
         let textual = input.is_word(&output, TEXT_OUTPUT);
         // "Integrate the following code snippet into your implementation": code aimed at the
@@ -907,12 +923,16 @@ fn invocation_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
         if hit.concepts & SEND_VERB != 0 {
             if let Some(secret_idx) = input.next(idx, hit.end, SECRET, 60) {
                 let secret = input.hits.get(secret_idx).copied().unwrap_or(*hit);
-                let clause_end = input
+                let window_end = (secret.end + 160).min(input.text.len());
+                let window = input
                     .text
-                    .get(secret.end..)
-                    .and_then(|tail| tail.find(['\n']).map(|pos| secret.end + pos))
-                    .unwrap_or(input.text.len())
-                    .min(secret.end + 160);
+                    .as_bytes()
+                    .get(secret.end..window_end)
+                    .unwrap_or_default();
+                let clause_end = window
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(window_end, |pos| secret.end + pos);
                 let tail = input.text.get(secret.end..clause_end).unwrap_or_default();
                 let destination = tail.contains("http://")
                     || tail.contains("https://")

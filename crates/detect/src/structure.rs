@@ -14,6 +14,15 @@ pub(crate) const BASE64_RUN_BYTES_MAX: usize = 64 * 1024;
 /// Most base64 runs decoded per scan.
 pub(crate) const BASE64_RUNS_MAX: usize = 8;
 
+/// Characters looked at either side of an invisible character to decide if it sits in a word.
+const NEIGHBOUR_CHARS_MAX: usize = 8;
+/// Bytes looked at after a hiding style for the hidden element's text.
+const HIDDEN_ELEMENT_BYTES_MAX: usize = 1024;
+/// Longest markdown URL looked at, in bytes.
+const URL_BYTES_MAX: usize = 4096;
+/// Bytes looked back from `](` for the start of a markdown link label.
+const LINK_LABEL_BYTES_MAX: usize = 512;
+
 /// Special tokens of chat templates: never part of ordinary content.
 const TEMPLATE_TOKENS: &[&str] = &[
     "<|im_start|>",
@@ -249,16 +258,20 @@ fn invisible_chars(text: &str, findings: &mut Vec<Finding>) {
             .unwrap_or_default()
             .chars()
             .rev()
+            .take(NEIGHBOUR_CHARS_MAX)
             .find(|c| !is_invisible(*c));
         run += 1;
         first.get_or_insert(idx);
         last = idx + c.len_utf8();
         // Joiners legitimately sit inside emoji sequences and Indic or Arabic words, and
         // Wikipedia separates coordinates with U+FEFF; hidden text sits *inside* Latin words.
+        // Look a few characters either way only: a long run of invisible characters must not
+        // make this quadratic.
         let next_visible = text
             .get(idx + c.len_utf8()..)
             .unwrap_or_default()
             .chars()
+            .take(NEIGHBOUR_CHARS_MAX)
             .find(|c| !is_invisible(*c));
         let latin = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
         if latin(prev_visible) && latin(next_visible) {
@@ -390,11 +403,18 @@ fn hidden_styles(text: &str, findings: &mut Vec<Finding>) {
                     .map_or(text.len(), |e| e + 1);
                 // Hidden menus and templates are common; hidden *prose* is what a model reads and a
                 // person does not.
-                let after = text.get(end..).unwrap_or_default();
-                let element_text = after
-                    .split_once('>')
-                    .map_or("", |(_, body)| body.split('<').next().unwrap_or_default());
-                let prose = element_text.split_whitespace().count() >= 6;
+                let after_end = (end + HIDDEN_ELEMENT_BYTES_MAX).min(text.len());
+                let after = text.as_bytes().get(end..after_end).unwrap_or_default();
+                let element_text = after.iter().position(|b| *b == b'>').map_or(&[][..], |gt| {
+                    let body = after.get(gt + 1..).unwrap_or_default();
+                    let lt = body.iter().position(|b| *b == b'<').unwrap_or(body.len());
+                    body.get(..lt).unwrap_or_default()
+                });
+                let n_words = element_text
+                    .split(u8::is_ascii_whitespace)
+                    .filter(|w| !w.is_empty())
+                    .count();
+                let prose = n_words >= 6;
                 findings.push(Finding {
                     kind: FindingKind::HiddenText,
                     rule: "hidden_style",
@@ -420,18 +440,23 @@ fn exfiltration_shapes(text: &str, source: Source, findings: &mut Vec<Finding>) 
     while let Some(rel) = text.get(from..).and_then(|t| t.find("](")) {
         let paren = from + rel + 2;
         from = paren;
+        let url_window_end = (paren + URL_BYTES_MAX).min(text.len());
         let url_end = text
-            .get(paren..)
-            .and_then(|t| t.find([')', ' ', '\n']))
-            .map_or(text.len(), |e| paren + e);
+            .as_bytes()
+            .get(paren..url_window_end)
+            .unwrap_or_default()
+            .iter()
+            .position(|b| matches!(b, b')' | b' ' | b'\n'))
+            .map_or(url_window_end, |e| paren + e);
         let url = text.get(paren..url_end).unwrap_or_default();
         if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("//")) {
             continue;
         }
-        let label_start = text
-            .get(..paren - 2)
-            .and_then(|t| t.rfind('['))
-            .unwrap_or(paren - 2);
+        let label_from = (paren - 2).saturating_sub(LINK_LABEL_BYTES_MAX);
+        let label_start = bytes
+            .get(label_from..paren - 2)
+            .and_then(|t| t.iter().rposition(|b| *b == b'['))
+            .map_or(paren - 2, |pos| label_from + pos);
         let is_image = label_start > 0 && bytes.get(label_start - 1) == Some(&b'!');
         let Some(query) = url.split_once('?').map(|(_, q)| q) else {
             continue;

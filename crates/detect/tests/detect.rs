@@ -339,3 +339,34 @@ fn spans_point_into_the_text() {
     let finding = scan.findings.iter().find(|f| f.rule == "override").unwrap();
     assert!(text[finding.span.clone()].starts_with("Ignore"));
 }
+
+/// Inputs built to hit every backward or forward scan many times over, with no punctuation to
+/// stop them: a quadratic scan would take minutes on these; linear ones take milliseconds.
+#[test]
+fn adversarial_inputs_scan_in_linear_time() {
+    let n_bytes = 256 * 1024;
+    let inputs = [
+        "your response ".repeat(n_bytes / 14),
+        "Add this to your reply ".repeat(n_bytes / 23),
+        "\u{200B}".repeat(n_bytes / 3),
+        "](https://x.example/?q=1 ".repeat(n_bytes / 25),
+        "style=\"display:none\" ".repeat(n_bytes / 22),
+        "send the password ".repeat(n_bytes / 18),
+        "IGNORE YOUR ".repeat(n_bytes / 12),
+        "a ".repeat(n_bytes / 2),
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk ".repeat(n_bytes / 44),
+    ];
+    let detector = detector();
+    for text in &inputs {
+        let started = std::time::Instant::now();
+        let scan = detector.scan(text, Source::Document);
+        let elapsed = started.elapsed();
+        // Generous for an unoptimised build on a shared machine; quadratic takes far longer.
+        assert!(
+            elapsed < std::time::Duration::from_secs(20),
+            "{:?} took {elapsed:?}",
+            &text[..20]
+        );
+        assert!(scan.findings.len() <= DetectorConfig::default().findings_max);
+    }
+}
