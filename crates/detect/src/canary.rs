@@ -24,6 +24,10 @@ pub const TOKEN_BYTES_MAX: usize = 256;
 const PREFILTER_PREFIX_BYTES: usize = 8;
 /// Most distinct pattern starts for which the prefilter is built.
 const PREFILTER_PREFIXES_MAX: usize = 32;
+/// Most automaton matches looked at per pass of one scan. A text stuffed with canaries is
+/// reported by its first matches (any one hit decides); the cap keeps such a text from costing
+/// quadratic time in the hit bookkeeping.
+pub const CANARY_HITS_MAX: usize = 1024;
 /// Most tokens one set may hold.
 pub const TOKENS_MAX: usize = 100_000;
 
@@ -248,7 +252,8 @@ impl CanarySet {
 
     /// Every canary present in `text`: exact, case-changed, split by whitespace or punctuation,
     /// base64 (standard and url-safe, any alignment), hex (either case) and percent-encoded
-    /// (wholly or partly). Hits are ordered by span start; one hit per token and place.
+    /// (wholly or partly). Hits are ordered by span start; one hit per token and place. At most
+    /// [`CANARY_HITS_MAX`] automaton matches per pass are examined.
     pub fn scan(&self, text: &str) -> Vec<CanaryHit> {
         let Some(automaton) = &self.automaton else {
             return Vec::new();
@@ -260,26 +265,44 @@ impl CanarySet {
         let may_match =
             |haystack: &[u8]| self.prefilter.as_ref().is_none_or(|p| p.is_match(haystack));
         let found_iter = may_match(&folded).then(|| automaton.find_overlapping_iter(&folded));
-        for found in found_iter.into_iter().flatten() {
-            let Some(meaning) = self.patterns.get(found.pattern().as_usize()) else {
-                continue;
-            };
-            let span = original_span(bytes, found.start(), found.end(), |byte| {
-                byte.is_ascii_alphanumeric()
-            });
-            let encoding = match meaning.form {
-                Form::Hex => CanaryEncoding::Hex,
-                Form::Base64 => CanaryEncoding::Base64,
-                Form::Plain => self.classify_plain(meaning.token_idx, bytes, &span),
-            };
-            self.push_hit(&mut hits, meaning.token_idx, encoding, span);
+        let raw: Vec<_> = found_iter
+            .into_iter()
+            .flatten()
+            .take(CANARY_HITS_MAX)
+            .collect();
+        if !raw.is_empty() {
+            // Where each folded byte came from: built only when something matched.
+            let origins: Vec<usize> = bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, byte)| byte.is_ascii_alphanumeric())
+                .map(|(idx, _)| idx)
+                .collect();
+            for found in raw {
+                let Some(meaning) = self.patterns.get(found.pattern().as_usize()) else {
+                    continue;
+                };
+                let (Some(start), Some(last)) = (
+                    origins.get(found.start()).copied(),
+                    origins.get(found.end().saturating_sub(1)).copied(),
+                ) else {
+                    continue;
+                };
+                let span = start..last + 1;
+                let encoding = match meaning.form {
+                    Form::Hex => CanaryEncoding::Hex,
+                    Form::Base64 => CanaryEncoding::Base64,
+                    Form::Plain => self.classify_plain(meaning.token_idx, bytes, &span),
+                };
+                self.push_hit(&mut hits, meaning.token_idx, encoding, span);
+            }
         }
 
         if bytes.contains(&b'%') {
             let (decoded_folded, origins) = percent_decode_folded(bytes);
             let found_iter = may_match(&decoded_folded)
                 .then(|| automaton.find_overlapping_iter(&decoded_folded));
-            for found in found_iter.into_iter().flatten() {
+            for found in found_iter.into_iter().flatten().take(CANARY_HITS_MAX) {
                 let Some(meaning) = self.patterns.get(found.pattern().as_usize()) else {
                     continue;
                 };
@@ -404,31 +427,6 @@ fn fold(bytes: &[u8]) -> Vec<u8> {
     }
     folded.truncate(n_kept);
     folded
-}
-
-/// Maps a range of kept bytes (as counted by `keep`) back to a byte range of `bytes`.
-fn original_span(
-    bytes: &[u8],
-    kept_start: usize,
-    kept_end: usize,
-    keep: impl Fn(&u8) -> bool,
-) -> Range<usize> {
-    let mut n_kept = 0;
-    let mut start = 0;
-    let mut end = bytes.len();
-    for (byte_idx, byte) in bytes.iter().enumerate() {
-        if keep(byte) {
-            if n_kept == kept_start {
-                start = byte_idx;
-            }
-            n_kept += 1;
-            if n_kept == kept_end {
-                end = byte_idx + 1;
-                break;
-            }
-        }
-    }
-    start..end
 }
 
 /// Percent-decodes `bytes` and folds the result; each folded byte carries the original byte range
@@ -657,6 +655,17 @@ mod tests {
         let hits = set.scan(&text);
         let idxs: Vec<usize> = hits.iter().map(|h| h.token_idx).collect();
         assert_eq!(idxs, vec![1, 0]);
+    }
+
+    #[test]
+    fn text_stuffed_with_canaries_stays_cheap() {
+        let (set, token) = set();
+        let text = format!("{token} ").repeat(40_000);
+        let started = std::time::Instant::now();
+        let hits = set.scan(&text);
+        assert!(!hits.is_empty() && hits.len() <= CANARY_HITS_MAX);
+        assert_eq!(&text[hits[0].span.clone()], token);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 
     #[test]
