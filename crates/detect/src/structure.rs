@@ -120,7 +120,7 @@ impl Structure {
             }
         }
         let mut line_start = 0;
-        let literal_newlines = text.contains("\\n");
+        let literal_newlines = memchr::memmem::find(text.as_bytes(), b"\\n").is_some();
         for line in text.split_inclusive(['\n']).flat_map(|line| {
             let split_literal = literal_newlines && line.contains("\\n");
             let (whole, parts) = if split_literal {
@@ -313,7 +313,11 @@ fn html_hiding(text: &str, findings: &mut Vec<Finding>) {
     }
     // HTML comments: hidden from a rendered page, read by a model.
     let mut search_from = 0;
-    while let Some(rel) = text.get(search_from..).and_then(|t| t.find("<!--")) {
+    while let Some(rel) = text
+        .as_bytes()
+        .get(search_from..)
+        .and_then(|t| memchr::memmem::find(t, b"<!--"))
+    {
         let start = search_from + rel;
         let end = text
             .get(start..)
@@ -437,7 +441,11 @@ fn is_invisible(c: char) -> bool {
 fn exfiltration_shapes(text: &str, source: Source, findings: &mut Vec<Finding>) {
     let bytes = text.as_bytes();
     let mut from = 0;
-    while let Some(rel) = text.get(from..).and_then(|t| t.find("](")) {
+    while let Some(rel) = text
+        .as_bytes()
+        .get(from..)
+        .and_then(|t| memchr::memmem::find(t, b"]("))
+    {
         let paren = from + rel + 2;
         from = paren;
         let url_window_end = (paren + URL_BYTES_MAX).min(text.len());
