@@ -160,34 +160,6 @@ const EVERYTHING: &[&str] = &[
     "all",
     "所有",
 ];
-const GENERIC_PRIOR: &[&str] = &[
-    "all",
-    "any",
-    "alle",
-    "alles",
-    "everything",
-    "todo",
-    "todas",
-    "toutes",
-    "tutte",
-    "sve",
-    "все",
-    "所有",
-];
-const STRONG_PRIOR: &[&str] = &[
-    "previous",
-    "previously",
-    "prior",
-    "above",
-    "earlier",
-    "preceding",
-    "before",
-    "beforehand",
-    "foregoing",
-    "aforementioned",
-    "initial",
-    "original",
-];
 
 /// Runs every phrase rule and appends its findings.
 pub(crate) fn run(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
@@ -207,6 +179,7 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
             {
                 let directive = input.hits.get(directive_idx).copied().unwrap_or(*hit);
                 let qualified = hit.concepts & PRIOR != 0
+                    || directive.concepts & PRIOR_STRONG != 0
                     || input.any_between(idx, directive_idx, PRIOR | YOUR)
                     || input
                         .next(directive_idx, directive.end, PRIOR, 24)
@@ -214,7 +187,7 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                             input
                                 .hits
                                 .get(after)
-                                .is_some_and(|h| input.is_word(h, STRONG_PRIOR))
+                                .is_some_and(|h| h.concepts & PRIOR_STRONG != 0)
                         });
                 let told = input.is_word(
                     &directive,
@@ -262,7 +235,7 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                         || rest.get(..4).is_some_and(|w| {
                             w.eq_ignore_ascii_case("and ") || w.eq_ignore_ascii_case("und ")
                         });
-                    if input.is_word(prior, STRONG_PRIOR) && ends {
+                    if prior.concepts & PRIOR_STRONG != 0 && ends {
                         findings.push(finding(
                             FindingKind::Injection,
                             "override",
@@ -295,7 +268,7 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
             }
         }
         // "Die obigen Ausführungen ignorieren", "previous instructions are void".
-        if hit.concepts & PRIOR != 0 && !input.is_word(hit, GENERIC_PRIOR) {
+        if hit.concepts & PRIOR_STRONG != 0 {
             if let Some(directive_idx) = input.next(idx, hit.end, DIRECTIVE, 24) {
                 let directive = input.hits.get(directive_idx).copied().unwrap_or(*hit);
                 if let Some(verb_idx) =
@@ -396,17 +369,14 @@ fn leak_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                     .get(idx + 1..object_idx)
                     .unwrap_or_default()
                     .iter()
-                    .any(|h| {
-                        h.concepts & YOUR != 0
-                            || (h.concepts & PRIOR != 0 && input.is_word(h, STRONG_PRIOR))
-                    })
+                    .any(|h| h.concepts & YOUR != 0 || h.concepts & PRIOR_STRONG != 0)
                     || input
                         .next(object_idx, object.end, PRIOR, 16)
                         .is_some_and(|after| {
                             input
                                 .hits
                                 .get(after)
-                                .is_some_and(|h| input.is_word(h, STRONG_PRIOR))
+                                .is_some_and(|h| h.concepts & PRIOR_STRONG != 0)
                         });
                 let directive_word = input.is_word(
                     &object,
@@ -568,10 +538,16 @@ fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
             }
         }
         if hit.concepts & NEXT_TASK != 0 {
+            // "Your new task is ...": assigning the reader a task outright.
+            let assigned = idx > 0
+                && input
+                    .hits
+                    .get(idx - 1)
+                    .is_some_and(|h| h.concepts & YOUR != 0 && h.end + 1 >= hit.start);
             findings.push(finding(
                 FindingKind::Injection,
                 "next_task",
-                0.3,
+                if assigned { 0.5 } else { 0.3 },
                 hit.start..hit.end,
                 "announces another task for the reader",
             ));
