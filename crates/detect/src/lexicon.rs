@@ -95,6 +95,10 @@ pub(crate) mod concept {
     pub const NOW_IS: u64 = 1 << 40;
     /// Telling the reader to hide what it does from its user: "do not tell the user".
     pub const CONCEAL: u64 = 1 << 41;
+    /// Words that make hidden text an instruction to the reader.
+    pub const INSTRUCTION: u64 = READER | MODAL | ACTION | JAILBREAK | CONCEAL | ROLE_NAME;
+    /// Names for an AI reader, weak alone: assistant, AI, LLM, agent.
+    pub const ROLE_NAME: u64 = 1 << 43;
     /// A PRIOR word that points back specifically ("previous", "above", "vorherigen"), unlike
     /// "all" or "any".
     pub const PRIOR_STRONG: u64 = 1 << 42;
@@ -426,11 +430,24 @@ const ENTRIES: &[(&str, u64)] = &[
     ("note to ai", READER),
     ("attention ai", READER),
     ("to the assistant", READER),
-    ("ai agent", READER),
+    ("ai agent*", READER),
+    ("when you summarize", READER),
+    ("when you summarise", READER),
+    ("when summarizing", READER),
+    ("when summarising", READER),
+    ("if you are summarizing", READER),
+    ("if you are an assistant", READER),
+    ("when you read this", READER),
+    ("if you read this", READER),
+    ("whoever reads this", READER),
     ("if you are an ai", READER),
     ("assistant reading this", READER),
     ("ai reading this", READER),
     ("agent reading this", READER),
+    ("assistant", ROLE_NAME),
+    ("ai", ROLE_NAME),
+    ("agent", ROLE_NAME),
+    ("bot", ROLE_NAME),
     // OUTPUT of the reader
     ("response", OUTPUT),
     ("answer", OUTPUT),

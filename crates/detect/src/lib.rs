@@ -30,6 +30,11 @@ use std::ops::Range;
 
 pub use canary::{new_canary, CanaryEncoding, CanaryError, CanaryHit, CanarySet};
 
+/// Weight of a role, approval or routine claim inside content when combining scores.
+const AUTHORITY_IN_CONTENT_WEIGHT: f32 = 0.6;
+/// Bytes after a hiding style (or within a comment) searched for instruction words.
+const HIDDEN_REACH_BYTES: usize = 300;
+
 /// Most action names a detector accepts as tool context.
 pub const ACTIONS_MAX: usize = 4096;
 /// Longest action name accepted, in bytes.
@@ -285,13 +290,21 @@ impl Detector {
                 reason: reason.to_string(),
             });
         }
+        // A role claimed by a user is for the guard to weigh (review on elevated actions), not
+        // an attack. In content it counts, but a role claim alone ("I'm from IT support, I will
+        // visit on Monday") is an ordinary email: it needs a second signal to flag, while a
+        // message impersonating the principal flags alone.
+        let indirect = matches!(source, Source::Tool | Source::Document);
         let counted: Vec<Finding> = findings
             .iter()
-            .filter(|f| {
-                f.kind != FindingKind::AuthorityClaim
-                    || matches!(source, Source::Tool | Source::Document)
+            .filter(|f| f.kind != FindingKind::AuthorityClaim || indirect)
+            .map(|f| {
+                let mut f = f.clone();
+                if f.kind == FindingKind::AuthorityClaim && f.rule != "principal_impersonation" {
+                    f.score *= AUTHORITY_IN_CONTENT_WEIGHT;
+                }
+                f
             })
-            .cloned()
             .collect();
         let score = combined_score(&counted);
         let authority_claimed = findings
@@ -324,7 +337,23 @@ impl Detector {
             },
             findings,
         );
+        let n_before = findings.len();
         self.structure.run(text, source, findings);
+        // Hidden text that holds instruction words is a hidden instruction, not page furniture.
+        for finding in findings.iter_mut().skip(n_before) {
+            if finding.kind == FindingKind::HiddenText
+                && matches!(finding.rule, "html_comment" | "hidden_style")
+            {
+                let reach = finding.span.start..finding.span.end + HIDDEN_REACH_BYTES;
+                let instructs = hits.iter().any(|hit| {
+                    reach.contains(&hit.start) && hit.concepts & lexicon::concept::INSTRUCTION != 0
+                });
+                if instructs {
+                    finding.score = finding.score.max(0.65);
+                    finding.reason = "hides text that gives the reader instructions".to_string();
+                }
+            }
+        }
         findings.retain(|f| f.score > 0.0);
     }
 }

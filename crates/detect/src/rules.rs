@@ -787,14 +787,26 @@ fn output_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
         let code_directive = !textual
             && in_sentence(FOLLOWING)
             && (in_sentence(SNIPPET) || sentence.contains("```"));
+        // The command opens its clause: after a colon or quote ("NOTE FOR THE ASSISTANT:
+        // include ..."), and not inside JSON (`"message": "Your reply was sent"`).
+        let command_start = input
+            .text
+            .as_bytes()
+            .get(sentence_start..hit.start)
+            .and_then(|head| head.iter().rposition(|b| *b == b':'))
+            .map_or(sentence_start, |pos| sentence_start + pos + 1);
+        let command = input
+            .text
+            .get(command_start..sentence_end)
+            .unwrap_or_default();
         // "Before answering, add ...": look past a short leading clause too.
-        let after_comma = sentence
+        let after_comma = command
             .split_once(',')
             .filter(|(lead, _)| lead.len() <= 40)
             .map_or("", |(_, rest)| first_word(rest, input));
-        let first_word = first_word(sentence, input);
+        let first_word = first_word(command, input);
         let leading_in =
-            first_word.eq_ignore_ascii_case("in") && hit.start.saturating_sub(sentence_start) <= 6;
+            first_word.eq_ignore_ascii_case("in") && hit.start.saturating_sub(command_start) <= 6;
         let imperative = leading_in
             || [first_word, after_comma].iter().any(|word| {
                 !word.is_empty()
@@ -944,7 +956,10 @@ fn invocation_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                 .iter()
                 .skip(idx + 1)
                 .take_while(|h| h.start <= hit.end + 80)
-                .any(|h| h.concepts & (MODAL | OVERRIDE | INVOKE_VERB | EDIT_VERB) != 0);
+                .any(|h| {
+                    h.concepts & (MODAL | OVERRIDE | INVOKE_VERB | EDIT_VERB | SEND_VERB | ACTION)
+                        != 0
+                });
             findings.push(finding(
                 FindingKind::Injection,
                 "reader_address",

@@ -479,18 +479,18 @@ fn exfiltration_shapes(text: &str, source: Source, findings: &mut Vec<Finding>) 
             || query.contains("%7B")
             || query.contains('<')
             || query.contains('[');
+        // A placeholder for data is an instruction to fill it in, wherever it appears. A long
+        // value is only dangerous in what the agent itself writes (a client renders the image
+        // and sends the data); in a document it is usually a tracking pixel.
+        let output = source == Source::Output;
         let score = match (is_image, templated, value_bytes_max >= 24) {
             (true, true, _) => 0.9,
-            (true, false, true) => 0.75,
-            (true, false, false) => 0.35,
+            (true, false, true) if output => 0.85,
+            (true, false, true) => 0.3,
+            (true, false, false) if output => 0.35,
             (false, true, _) => 0.7,
-            (false, false, true) => 0.4,
-            (false, false, false) => 0.0,
-        };
-        let score = if source == Source::Output && score > 0.0 {
-            (score + 0.1f32).min(1.0)
-        } else {
-            score
+            (false, false, true) if output => 0.5,
+            _ => 0.0,
         };
         if score > 0.0 {
             findings.push(Finding {
