@@ -30,7 +30,7 @@ enum DetectCommand {
     ///
     /// Prints one JSON object with a top-level `flagged`. With `--jsonl`, reads JSON lines with a
     /// `text` field (optional `source` and `id`) and writes one result line per input line, in
-    /// order, keeping `id`; memory stays bounded by one line.
+    /// order, keeping `id`; blank lines are skipped; memory stays bounded by one line.
     Scan(ScanArgs),
 }
 
@@ -235,6 +235,8 @@ fn scan_jsonl(
         let value = scan_json(&scan, source, text, object.get("id"));
         serde_json::to_writer(&mut *out, &value)?;
         writeln!(out)?;
+        // Each answer leaves as soon as it is ready, so a caller can feed lines one at a time.
+        out.flush()?;
     }
     Ok(())
 }
