@@ -45,6 +45,9 @@ struct ScanArgs {
     /// Combined score at or above which a text is flagged (0..=1).
     #[arg(long, default_value_t = DetectorConfig::default().threshold)]
     threshold: f32,
+    /// A pact file: its action names and canaries are used as with `--action` and `--canary`.
+    #[arg(long, value_name = "FILE")]
+    pact: Option<PathBuf>,
     /// One of the agent's action names (repeatable): content telling its reader to call one is
     /// reported as a tool invocation.
     #[arg(long = "action", value_name = "NAME")]
@@ -138,8 +141,24 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
         threshold: args.threshold,
         ..DetectorConfig::default()
     };
-    let canaries = CanarySet::new(&args.canaries)?;
-    let detector = Detector::new(&config, &args.actions)?.with_canaries(canaries);
+    let mut actions = args.actions.clone();
+    let mut canary_tokens = args.canaries.clone();
+    if let Some(path) = &args.pact {
+        let text = crate::decide_cmd::read_limited(path, pact::PACT_BYTES_MAX as u64)?;
+        let checked = pact::check(&text);
+        let Some(pact) = checked.pact else {
+            let rendered: Vec<String> = checked
+                .diagnostics
+                .iter()
+                .map(|diagnostic| diagnostic.render(&path.display().to_string()))
+                .collect();
+            bail!("the pact does not check:\n{}", rendered.join("\n"));
+        };
+        actions.extend(pact.actions().iter().map(|action| action.name.clone()));
+        canary_tokens.extend(pact.canaries().iter().cloned());
+    }
+    let canaries = CanarySet::new(&canary_tokens)?;
+    let detector = Detector::new(&config, &actions)?.with_canaries(canaries);
     let reader: Box<dyn Read> = match &args.input {
         None => Box::new(std::io::stdin().lock()),
         Some(path) if path.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
