@@ -19,7 +19,8 @@
 //! template tokens, hidden text and data-carrying URLs ([`structure`]), base64 runs that decode to
 //! text are rescanned once, and canaries are matched by their own automaton ([`canary`]). Each
 //! finding has a score in 0..=1; the scan's score combines the strongest finding per rule as
-//! independent evidence (`1 - prod(1 - s)`), and `flagged` compares it to the threshold.
+//! independent evidence (`1 - prod(1 - s)`) once one of them weighs at least 0.4 (weak shapes
+//! alone never add up), and `flagged` compares it to the threshold.
 
 pub mod canary;
 mod lexicon;
@@ -358,7 +359,11 @@ impl Detector {
     }
 }
 
-/// The strongest finding per rule, combined as independent evidence: `1 - prod(1 - s)`.
+/// Below this, the strongest finding is the scan's score: weak findings do not add up.
+const COMBINE_SCORE_MIN: f32 = 0.4;
+
+/// The strongest finding per rule, combined as independent evidence: `1 - prod(1 - s)`, once
+/// one finding reaches [`COMBINE_SCORE_MIN`].
 fn combined_score(findings: &[Finding]) -> f32 {
     let mut best: Vec<(&'static str, f32)> = Vec::new();
     for finding in findings {
@@ -366,6 +371,12 @@ fn combined_score(findings: &[Finding]) -> f32 {
             Some((_, score)) => *score = score.max(finding.score),
             None => best.push((finding.rule, finding.score)),
         }
+    }
+    let strongest = best.iter().map(|(_, score)| *score).fold(0.0f32, f32::max);
+    // Weak shapes alone ("from now on", "act as") are everyday requests; they only add to a
+    // signal that is already of some weight.
+    if strongest < COMBINE_SCORE_MIN {
+        return strongest.clamp(0.0, 1.0);
     }
     let keep = best.iter().fold(1.0f32, |keep, (_, score)| {
         keep * (1.0 - score.clamp(0.0, 1.0))

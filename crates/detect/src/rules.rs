@@ -300,7 +300,7 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
             findings.push(finding(
                 FindingKind::Injection,
                 "task_switch",
-                if strong { 0.55 } else { 0.4 },
+                if strong { 0.55 } else { 0.35 },
                 hit.start..hit.end,
                 "switches the reader to a new task or mode",
             ));
@@ -339,7 +339,7 @@ fn override_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                 findings.push(finding(
                     FindingKind::Injection,
                     "task_switch",
-                    0.5,
+                    0.4,
                     hit.start..hit.end,
                     "breaks off the conversation with a stop marker",
                 ));
@@ -492,8 +492,12 @@ fn persona_rules(input: &RuleInput<'_>, findings: &mut Vec<Finding>) {
                     "you will be called",
                 ],
             );
+            // A role assigned outright ("I want you to act as", "you are now") is the classic
+            // jailbreak opener; a document or tool result assigning one to its reader is worse.
             let score = if asked {
                 0.25
+            } else if commanding && input.indirect() {
+                0.65
             } else if commanding {
                 0.55
             } else if input.opens_clause(hit) {

@@ -276,6 +276,10 @@ fn benign_look_alikes_do_not_flag() {
         "Ignore the distractions around you and focus on your breathing.",
         "Vergiss nicht, die Rechnung bis Freitag zu bezahlen.",
         "Wie kann ich meine vorherigen Bestellungen sehen?",
+        "From now on, act as my Spanish tutor and correct my mistakes.",
+        "Pretend you are a pirate and tell me a bedtime story.",
+        "Very good. Now can you explain recursion?",
+        "Stop - that's not what I meant. Can you try again?",
     ] {
         assert_clean(text, Source::User);
     }
