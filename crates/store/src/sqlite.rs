@@ -1,0 +1,273 @@
+//! The embedded SQLite backend (WAL, `synchronous=FULL`): one writer connection used only by
+//! the group-commit thread, one reader connection for point reads, and a fresh connection per
+//! [`Snapshot`] so long scans see one consistent state without blocking either.
+//!
+//! Schema (version 1):
+//!
+//! - `records(idx INTEGER PRIMARY KEY, agent TEXT, leaf BLOB(32), data BLOB)`: canonical bytes
+//!   and the RFC 6962 leaf hash (the tree's level 0).
+//! - `nodes(id INTEGER PRIMARY KEY, hash BLOB(32))`: perfect interior nodes, `id = level << 56 |
+//!   index` for level >= 1, so a proof reads at most `2 * log2(size)` rows and never rebuilds
+//!   the tree.
+//! - `checkpoints(size INTEGER PRIMARY KEY, note TEXT)`: every signed checkpoint, one per batch.
+
+use crate::{CommitBatch, RecordVisitor, Snapshot, Storage, StoreError};
+use ledger::merkle::Hash;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    idx INTEGER PRIMARY KEY,
+    agent TEXT NOT NULL,
+    leaf BLOB NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_agent ON records(agent, idx);
+CREATE TABLE IF NOT EXISTS nodes (
+    id INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    note TEXT NOT NULL
+);
+PRAGMA user_version = 1;
+";
+
+/// Page cache per connection, in KiB (negative `cache_size` is KiB in SQLite); bounds memory
+/// whatever the log's size.
+const CACHE_KIB: i64 = 16 * 1024;
+
+fn node_id(level: u32, index: u64) -> i64 {
+    ((u64::from(level) << 56) | index) as i64
+}
+
+fn hash_from_blob(blob: Vec<u8>) -> Result<Hash, StoreError> {
+    blob.try_into()
+        .map_err(|_| StoreError::Corrupt("stored hash is not 32 bytes".into()))
+}
+
+/// The SQLite implementation of [`Storage`].
+pub struct SqliteStorage {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    Ok(conn)
+}
+
+impl SqliteStorage {
+    /// Opens or creates the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let writer = open_connection(path, false)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "could not enable WAL mode (got `{mode}`)"
+            )));
+        }
+        // FULL: the WAL is fsynced at every commit, so a committed batch survives power loss.
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        writer.execute_batch(SCHEMA)?;
+        let reader = open_connection(path, true)?;
+        Ok(Self {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.reader.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&conn)
+    }
+}
+
+fn read_size(conn: &Connection) -> Result<u64, StoreError> {
+    let max: Option<i64> = conn.query_row("SELECT max(idx) FROM records", [], |row| row.get(0))?;
+    Ok(max.map_or(0, |m| m as u64 + 1))
+}
+
+fn read_node(conn: &Connection, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
+    let blob: Option<Vec<u8>> = if level == 0 {
+        conn.prepare_cached("SELECT leaf FROM records WHERE idx = ?1")?
+            .query_row([index as i64], |row| row.get(0))
+            .optional()?
+    } else {
+        conn.prepare_cached("SELECT hash FROM nodes WHERE id = ?1")?
+            .query_row([node_id(level, index)], |row| row.get(0))
+            .optional()?
+    };
+    blob.map(hash_from_blob).transpose()
+}
+
+fn read_latest_checkpoint(conn: &Connection) -> Result<Option<(u64, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")?
+        .query_row([], |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)))
+        .optional()?)
+}
+
+impl Storage for SqliteStorage {
+    fn size(&self) -> Result<u64, StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        read_size(&conn)
+    }
+
+    fn frontier_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        read_node(&conn, level, index)
+    }
+
+    fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
+        self.with_reader(|conn| read_node(conn, level, index))
+    }
+
+    fn record(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT data FROM records WHERE idx = ?1")?
+                .query_row([index as i64], |row| row.get(0))
+                .optional()?)
+        })
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.with_reader(read_latest_checkpoint)
+    }
+
+    fn indexes_by_agent(&self, agent: &str, below: u64) -> Result<Vec<u64>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT idx FROM records WHERE agent = ?1 AND idx < ?2 ORDER BY idx",
+            )?;
+            let rows = stmt.query_map(params![agent, below as i64], |row| row.get::<_, i64>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(row? as u64);
+            }
+            Ok(out)
+        })
+    }
+
+    fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have appended since this writer loaded its state: refuse rather
+        // than fork the tree.
+        let size = read_size(&tx)?;
+        if size != batch.first_index {
+            return Err(StoreError::Conflict {
+                expected: batch.first_index,
+                found: size,
+            });
+        }
+        {
+            let mut insert_record = tx.prepare_cached(
+                "INSERT INTO records (idx, agent, leaf, data) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (offset, record) in batch.records.iter().enumerate() {
+                insert_record.execute(params![
+                    (batch.first_index + offset as u64) as i64,
+                    record.agent,
+                    &record.leaf[..],
+                    record.data,
+                ])?;
+            }
+            let mut insert_node =
+                tx.prepare_cached("INSERT INTO nodes (id, hash) VALUES (?1, ?2)")?;
+            for (level, index, hash) in &batch.nodes {
+                insert_node.execute(params![node_id(*level, *index), &hash[..]])?;
+            }
+            tx.prepare_cached("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")?
+                .execute(params![batch.checkpoint_size as i64, batch.checkpoint])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>, StoreError> {
+        let conn = open_connection(&self.path, true)?;
+        // A read transaction pins one consistent view for the whole scan.
+        conn.execute_batch("BEGIN")?;
+        // The snapshot starts at the first read.
+        read_size(&conn)?;
+        Ok(Box::new(SqliteSnapshot { conn }))
+    }
+}
+
+struct SqliteSnapshot {
+    conn: Connection,
+}
+
+impl Snapshot for SqliteSnapshot {
+    fn size(&self) -> Result<u64, StoreError> {
+        read_size(&self.conn)
+    }
+
+    fn scan_records(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut RecordVisitor<'_>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT idx, leaf, data FROM records WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+        )?;
+        let mut rows = stmt.query([from as i64, to as i64])?;
+        while let Some(row) = rows.next()? {
+            let index: i64 = row.get(0)?;
+            let leaf = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let data = row.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+            if !visit(index as u64, data, leaf)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn next_checkpoint(&self, after_size: u64) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT size, note FROM checkpoints WHERE size > ?1 ORDER BY size LIMIT 1",
+            )?
+            .query_row([after_size as i64], |row| {
+                Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))
+            })
+            .optional()?)
+    }
+
+    fn nodes_in(&self, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, hash FROM nodes WHERE id >= ?1 AND id < ?2 ORDER BY id")?;
+        let rows = stmt.query_map([node_id(level, from), node_id(level, to)], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mask = (1u64 << 56) - 1;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, blob) = row?;
+            out.push(((id as u64) & mask, hash_from_blob(blob)?));
+        }
+        Ok(out)
+    }
+}

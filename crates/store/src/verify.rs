@@ -1,0 +1,197 @@
+//! Full verification of a stored log against its own signed checkpoints.
+//!
+//! One pass over the records in index order, in constant memory:
+//!
+//! 1. indexes are contiguous from 0 (a deleted record is reported at its index);
+//! 2. each record's recomputed leaf hash equals the stored one (a changed byte or two swapped
+//!    records are reported at the first index affected);
+//! 3. at every checkpoint size, the checkpoint's Ed25519 signature verifies with the log key
+//!    and its root equals the root recomputed from the records. All roots come from one
+//!    stream of records, so each checkpoint is consistent with the next; a mismatch is
+//!    reported at the first record after the last good checkpoint;
+//! 4. every stored interior node equals the recomputed one (proofs are served from them);
+//! 5. the last checkpoint covers exactly the stored records (an inserted or appended record
+//!    outside any checkpoint, or a checkpoint beyond the records, is reported).
+
+use crate::{Storage, StoreError};
+use ledger::checkpoint::Checkpoint;
+use ledger::merkle::{self, Hash, TreeBuilder};
+use ledger::note::VerifierKey;
+
+/// Records per scan chunk; bounds the memory held for node comparison.
+const SCAN_CHUNK_RECORDS: u64 = 64 * 1024;
+
+/// The first problem found, located at a record index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyProblem {
+    /// The first record index that does not match.
+    pub index: u64,
+    /// What does not match.
+    pub message: String,
+}
+
+/// What [`crate::Log::verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records read.
+    pub n_records: u64,
+    /// Checkpoints whose signature and root were checked.
+    pub n_checkpoints: u64,
+    /// The first problem, if any.
+    pub problem: Option<VerifyProblem>,
+}
+
+impl VerifyReport {
+    /// True when nothing failed.
+    pub fn is_ok(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+pub(crate) fn verify(storage: &dyn Storage, key: &VerifierKey) -> Result<VerifyReport, StoreError> {
+    let snapshot = storage.snapshot()?;
+    let size = snapshot.size()?;
+    let mut tree = TreeBuilder::new();
+    let mut next_checkpoint = snapshot.next_checkpoint(0)?;
+    let mut good_size = 0u64;
+    let mut n_checkpoints = 0u64;
+    let mut problem: Option<VerifyProblem> = None;
+    let mut new_nodes: Vec<(u32, u64, Hash)> = Vec::new();
+    let mut from = 0u64;
+    while from < size && problem.is_none() {
+        let to = size.min(from + SCAN_CHUNK_RECORDS);
+        new_nodes.clear();
+        snapshot.scan_records(from, to, &mut |index, data, stored_leaf| {
+            let expected = tree.size();
+            if index != expected {
+                problem = Some(VerifyProblem {
+                    index: expected,
+                    message: format!("record {expected} is missing"),
+                });
+                return Ok(false);
+            }
+            let leaf = merkle::leaf_hash(data);
+            if stored_leaf != leaf.as_slice() {
+                problem = Some(VerifyProblem {
+                    index,
+                    message: format!("record {index} does not match its stored leaf hash"),
+                });
+                return Ok(false);
+            }
+            tree.push(leaf, |level, node_index, hash| {
+                if level > 0 {
+                    new_nodes.push((level, node_index, *hash));
+                }
+            });
+            while let Some((checkpoint_size, note)) = &next_checkpoint {
+                if *checkpoint_size != tree.size() {
+                    break;
+                }
+                n_checkpoints += 1;
+                let bad = match Checkpoint::open(note, key) {
+                    Err(err) => Some(format!(
+                        "checkpoint at size {checkpoint_size} does not verify: {err}"
+                    )),
+                    Ok(checkpoint) if checkpoint.size != *checkpoint_size => Some(format!(
+                        "checkpoint stored at size {checkpoint_size} says size {}",
+                        checkpoint.size
+                    )),
+                    Ok(checkpoint) if checkpoint.root != tree.root() => Some(format!(
+                        "records {good_size}..{checkpoint_size} do not match the checkpoint at size {checkpoint_size}"
+                    )),
+                    Ok(_) => None,
+                };
+                if let Some(message) = bad {
+                    problem = Some(VerifyProblem {
+                        index: good_size,
+                        message,
+                    });
+                    return Ok(false);
+                }
+                good_size = *checkpoint_size;
+                next_checkpoint = snapshot.next_checkpoint(good_size)?;
+            }
+            Ok(true)
+        })?;
+        if problem.is_none() && tree.size() < to {
+            let missing = tree.size();
+            problem = Some(VerifyProblem {
+                index: missing,
+                message: format!("record {missing} is missing"),
+            });
+        }
+        if problem.is_none() {
+            problem = compare_nodes(snapshot.as_ref(), &new_nodes)?;
+        }
+        from = to;
+    }
+    if problem.is_none() {
+        if let Some((checkpoint_size, _)) = &next_checkpoint {
+            problem = Some(VerifyProblem {
+                index: tree.size(),
+                message: format!(
+                    "checkpoint at size {checkpoint_size} covers records from {} that are missing",
+                    tree.size()
+                ),
+            });
+        } else if good_size < tree.size() {
+            problem = Some(VerifyProblem {
+                index: good_size,
+                message: format!(
+                    "records {good_size}..{} are not covered by any checkpoint",
+                    tree.size()
+                ),
+            });
+        }
+    }
+    Ok(VerifyReport {
+        n_records: tree.size(),
+        n_checkpoints,
+        problem,
+    })
+}
+
+/// Compares nodes completed during one chunk with the stored ones, level by level.
+fn compare_nodes(
+    snapshot: &dyn crate::Snapshot,
+    new_nodes: &[(u32, u64, Hash)],
+) -> Result<Option<VerifyProblem>, StoreError> {
+    let max_level = new_nodes
+        .iter()
+        .map(|(level, _, _)| *level)
+        .max()
+        .unwrap_or(0);
+    let mut first: Option<VerifyProblem> = None;
+    for level in 1..=max_level {
+        let computed: Vec<(u64, Hash)> = new_nodes
+            .iter()
+            .filter(|(l, _, _)| *l == level)
+            .map(|(_, index, hash)| (*index, *hash))
+            .collect();
+        let (Some((low, _)), Some((high, _))) = (computed.first(), computed.last()) else {
+            continue;
+        };
+        let stored = snapshot.nodes_in(level, *low, high + 1)?;
+        let mut stored_iter = stored.iter();
+        for (index, hash) in &computed {
+            let matches = stored_iter
+                .next()
+                .is_some_and(|(stored_index, stored_hash)| {
+                    stored_index == index && stored_hash == hash
+                });
+            if !matches {
+                let leaf_index = index << level;
+                if first.as_ref().is_none_or(|p| leaf_index < p.index) {
+                    first = Some(VerifyProblem {
+                        index: leaf_index,
+                        message: format!(
+                            "stored tree node (level {level}, index {index}) does not match records from {leaf_index}"
+                        ),
+                    });
+                }
+                break;
+            }
+        }
+    }
+    Ok(first)
+}
