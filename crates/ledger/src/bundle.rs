@@ -137,14 +137,28 @@ impl BundleEntry {
 }
 
 impl Bundle {
-    /// Parses bundle JSON.
+    /// Parses a bundle file. The file must be exactly the canonical (RFC 8785) JSON of the
+    /// bundle followed by one newline, so that changing any byte of it is detected: bytes that
+    /// no signature or proof covers (whitespace, escapes, member order) have only one valid form.
     pub fn from_json(bytes: &[u8]) -> Result<Self, BundleError> {
-        serde_json::from_slice(bytes).map_err(|err| BundleError::Malformed(err.to_string()))
+        let bundle: Self = serde_json::from_slice(bytes)
+            .map_err(|err| BundleError::Malformed(err.to_string()))?;
+        if bundle.to_json().as_bytes() != bytes {
+            return Err(BundleError::Malformed(
+                "file is not in canonical form (RFC 8785 JSON and one final newline)".into(),
+            ));
+        }
+        Ok(bundle)
     }
 
-    /// Pretty JSON text of the bundle.
+    /// The bundle file: canonical (RFC 8785) JSON and one newline.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        let canonical = serde_json::to_value(self)
+            .ok()
+            .and_then(|value| crate::jcs::canonicalize(&value).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .unwrap_or_default();
+        canonical + "\n"
     }
 
     /// Verifies everything against `trusted` (the key the verifier obtained independently).

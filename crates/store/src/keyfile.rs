@@ -59,27 +59,35 @@ pub fn load_or_create(path: &Path, origin: Option<&str>) -> Result<SignerKey, St
             };
             let signer = SignerKey::from_seed(&name, random_bytes::<32>()?)
                 .map_err(|err| key_error(err.to_string()))?;
-            // create_new: never overwrite a key another process just wrote.
-            let mut file = match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-            {
-                Ok(file) => file,
-                // Another process created it first: use theirs.
+            // Write a private temporary file, then link it into place: the key file appears
+            // complete or not at all (a crash mid-write leaves only the temporary file), and
+            // linking never overwrites a key another process created first.
+            let temp_path = path.with_extension(format!("key.tmp-{}", std::process::id()));
+            let _ = std::fs::remove_file(&temp_path);
+            let write_temp = || -> std::io::Result<()> {
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&temp_path)?;
+                file.write_all(format!("{}\n", signer.to_private_text()).as_bytes())?;
+                file.sync_all()
+            };
+            let linked = write_temp().and_then(|()| std::fs::hard_link(&temp_path, path));
+            let _ = std::fs::remove_file(&temp_path);
+            match linked {
+                Ok(()) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return load_or_create(path, origin)
+                    return load_or_create(path, origin);
                 }
                 Err(err) => {
-                    return Err(io_error(format!("creating key file `{}`", path.display()))(
-                        err,
-                    ))
+                    return Err(io_error(format!("creating key file `{}`", path.display()))(err))
                 }
-            };
-            file.write_all(format!("{}\n", signer.to_private_text()).as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(io_error(format!("writing key file `{}`", path.display())))?;
+            }
+            if let Some(dir) = path.parent() {
+                // Make the new directory entry durable too.
+                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+            }
             Ok(signer)
         }
         Err(err) => Err(io_error(format!("reading key file `{}`", path.display()))(

@@ -222,7 +222,15 @@ fn bundles_verify_and_detect_changes() {
     let summary = by_range.verify(&key).unwrap();
     assert_eq!(summary.n_selected, 5);
 
-    // Any changed byte in the record text breaks it.
+    // Any changed byte anywhere in the file breaks it.
+    let bytes = by_agent.to_json().into_bytes();
+    for position in 0..bytes.len() {
+        let mut changed = bytes.clone();
+        changed[position] ^= 0x01;
+        let result = Bundle::from_json(&changed).and_then(|bundle| bundle.verify(&key));
+        assert!(result.is_err(), "byte {position} changed and the bundle still verifies");
+    }
+    // A changed record text is reported as such.
     let json = by_agent.to_json();
     let tampered = json.replacen("\\\"executed\\\"", "\\\"failed\\\"", 1);
     assert_ne!(tampered, json);
