@@ -81,7 +81,9 @@ pub fn load_or_create(path: &Path, origin: Option<&str>) -> Result<SignerKey, St
                     return load_or_create(path, origin);
                 }
                 Err(err) => {
-                    return Err(io_error(format!("creating key file `{}`", path.display()))(err))
+                    return Err(io_error(format!("creating key file `{}`", path.display()))(
+                        err,
+                    ))
                 }
             }
             if let Some(dir) = path.parent() {

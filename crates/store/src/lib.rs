@@ -458,7 +458,16 @@ impl Log {
     /// Recomputes the whole tree from the stored records and checks every checkpoint and
     /// stored node; see [`VerifyReport`].
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
-        verify::verify(self.storage.as_ref(), &self.signer_verifier)
+        verify::verify(self.storage.as_ref(), &self.signer_verifier, 0)
+    }
+
+    /// Like [`Log::verify`] for a log that an earlier full run verified up to a checkpoint of
+    /// `verified_size`: every record is still rehashed and every checkpoint's root compared,
+    /// but signatures of checkpoints below `verified_size` are not checked again. Tampering
+    /// anywhere is still detected (the latest checkpoint's signed root covers every record);
+    /// only its location may be reported less precisely.
+    pub fn verify_since(&self, verified_size: u64) -> Result<VerifyReport, StoreError> {
+        verify::verify(self.storage.as_ref(), &self.signer_verifier, verified_size)
     }
 }
 

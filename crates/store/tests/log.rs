@@ -228,7 +228,10 @@ fn bundles_verify_and_detect_changes() {
         let mut changed = bytes.clone();
         changed[position] ^= 0x01;
         let result = Bundle::from_json(&changed).and_then(|bundle| bundle.verify(&key));
-        assert!(result.is_err(), "byte {position} changed and the bundle still verifies");
+        assert!(
+            result.is_err(),
+            "byte {position} changed and the bundle still verifies"
+        );
     }
     // A changed record text is reported as such.
     let json = by_agent.to_json();
@@ -366,4 +369,24 @@ fn tamper_stored_node_or_checkpoint_is_found() {
         problem.message.contains("checkpoint at size 11"),
         "{problem:?}"
     );
+}
+
+#[test]
+fn verify_since_still_detects_tampering_in_the_trusted_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path());
+    assert!(log.verify_since(20).unwrap().is_ok());
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let changed = br#"{"agent":"a","decision":"deny","kind":"verdict","n":3,"ts":3}"#;
+    conn.execute(
+        "UPDATE records SET data = ?1, leaf = ?2 WHERE idx = 3",
+        rusqlite::params![&changed[..], &merkle::leaf_hash(changed)[..]],
+    )
+    .unwrap();
+    let report = log.verify_since(20).unwrap();
+    assert_eq!(report.problem.unwrap().index, 3);
+    // A forged stored checkpoint below the trusted size does not hide it either: the signed
+    // latest checkpoint still covers the record.
+    let report = log.verify().unwrap();
+    assert_eq!(report.problem.unwrap().index, 3);
 }

@@ -299,7 +299,8 @@ impl Rng {
     }
 }
 
-/// One round: start a loaded writer, SIGKILL it after `run_ms`, return what it acknowledged.
+/// One round: start a loaded writer, SIGKILL it `run_ms` after its first acknowledgement,
+/// return what it acknowledged.
 fn crash_round(data: &Path, run_ms: u64) -> Vec<(u64, usize, u64)> {
     let mut child = pactum()
         .args(["ledger", "load", "--writers", "8", "--data"])
@@ -309,6 +310,7 @@ fn crash_round(data: &Path, run_ms: u64) -> Vec<(u64, usize, u64)> {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let (first_ack, first_ack_seen) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut acked = Vec::new();
         let mut reader = BufReader::new(stdout);
@@ -323,18 +325,28 @@ fn crash_round(data: &Path, run_ms: u64) -> Vec<(u64, usize, u64)> {
                         writer.parse().unwrap(),
                         seq.parse().unwrap(),
                     ));
+                    if acked.len() == 1 {
+                        let _ = first_ack.send(());
+                    }
                 }
             }
             line.clear();
         }
         acked
     });
+    // Kill under load: only once appends are flowing.
+    let _ = first_ack_seen.recv_timeout(Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(run_ms));
     child.kill().unwrap(); // SIGKILL on unix
     child.wait().unwrap();
     reader.join().unwrap()
 }
 
+/// SIGKILLs a loaded writer at random moments; after every restart each acknowledged record
+/// is present with its bytes, the log verifies and appends continue. Debug-build Ed25519 is
+/// slow, so rounds re-check only the signatures of checkpoints added since the previous round
+/// (every record is still rehashed and every root compared) and the last check is a full
+/// verify; `cargo xtask crash-test` runs longer, fully verified rounds on a release build.
 #[test]
 fn crash_test_sigkill_under_load_loses_no_acknowledged_record() {
     let dir = tempfile::tempdir().unwrap();
@@ -346,19 +358,24 @@ fn crash_test_sigkill_under_load_loses_no_acknowledged_record() {
         | 1;
     let mut rng = Rng(seed);
     let started = Instant::now();
-    let mut previous_size = 0u64;
+    let mut verified_size = 0u64;
     let n_rounds = 20;
     let mut total_acked = 0usize;
     for round in 0..n_rounds {
-        let run_ms = 60 + rng.next() % 250;
+        let run_ms = 20 + rng.next() % 120;
         let acked = crash_round(&data, run_ms);
+        assert!(
+            !acked.is_empty(),
+            "seed {seed} round {round}: no appends before the kill"
+        );
         total_acked += acked.len();
         // Restart: every acknowledged record is there with the bytes that were sent.
         let log = store::Log::open(&data)
             .unwrap_or_else(|err| panic!("seed {seed} round {round}: {err}"));
-        let report = log.verify().unwrap();
+        let report = log.verify_since(verified_size).unwrap();
         assert!(report.is_ok(), "seed {seed} round {round}: {report:?}");
         let size = log.size().unwrap();
+        assert_eq!(report.n_records, size);
         for (index, writer, seq) in &acked {
             assert!(
                 *index < size,
@@ -370,25 +387,25 @@ fn crash_test_sigkill_under_load_loses_no_acknowledged_record() {
                 "seed {seed} round {round}: record {index}"
             );
         }
-        // Appends continue after the crash.
-        assert!(size >= previous_size);
-        previous_size = size;
+        // Appends continued after the previous crash.
+        assert!(
+            size > verified_size,
+            "seed {seed} round {round}: no progress"
+        );
+        verified_size = size;
     }
     assert!(
-        total_acked > n_rounds,
+        total_acked >= n_rounds,
         "the writer made progress ({total_acked} acks)"
     );
     let log = store::Log::open(&data).unwrap();
-    let index = log
-        .append(vec![Record::from_json_text(
-            r#"{"kind":"note","agent":"a","ts":1}"#,
-        )
-        .unwrap()])
-        .unwrap();
-    assert_eq!(index, vec![previous_size]);
-    assert!(log.verify().unwrap().is_ok());
+    let record = Record::from_json_text(r#"{"kind":"note","agent":"a","ts":1}"#).unwrap();
+    assert_eq!(log.append(vec![record]).unwrap(), vec![verified_size]);
+    let report = log.verify().unwrap();
+    assert!(report.is_ok(), "seed {seed}: {report:?}");
+    assert_eq!(report.n_records, verified_size + 1);
     assert!(
-        started.elapsed() < Duration::from_secs(60),
+        started.elapsed() < Duration::from_secs(90),
         "crash test took {:?}",
         started.elapsed()
     );
