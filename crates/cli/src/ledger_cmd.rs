@@ -364,38 +364,43 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         }
     };
 
-    // Phase 1: durable appends from concurrent writers, one record per append.
+    // Phase 1: durable appends from concurrent writers, one record per append. Writers are
+    // tasks on one tokio thread, as request handlers in `pactum serve` will be; each awaits its
+    // acknowledgement before sending the next record.
     progress(&format!(
         "appending {} records of {} bytes from {} writers...",
         args.appends, args.record_bytes, args.writers
     ));
     let n_writers = args.writers.max(1);
     let per_writer = args.appends / n_writers as u64;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("starting the tokio runtime")?;
     let started = Instant::now();
-    let handles: Vec<_> = (0..n_writers)
-        .map(|writer| {
+    let mut latencies: Vec<Duration> = runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for writer in 0..n_writers {
             let log = Arc::clone(&log);
             let record_bytes = args.record_bytes;
-            std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
+            tasks.spawn(async move {
                 let mut latencies = Vec::with_capacity(per_writer as usize);
                 for seq in 0..per_writer {
                     let record = generated_record(writer, seq, record_bytes)?;
                     let sent = Instant::now();
-                    log.append(vec![record])?;
+                    log.append_async(vec![record])
+                        .await
+                        .map_err(|_| anyhow::anyhow!("the log writer stopped"))??;
                     latencies.push(sent.elapsed());
                 }
-                Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for handle in handles {
-        latencies.extend(
-            handle
-                .join()
-                .map_err(|_| anyhow::anyhow!("writer panicked"))??,
-        );
-    }
+                anyhow::Ok(latencies)
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            all.extend(joined??);
+        }
+        anyhow::Ok(all)
+    })?;
     let append_secs = started.elapsed().as_secs_f64();
     latencies.sort();
     let n_appends = latencies.len() as f64;

@@ -119,6 +119,8 @@ pub struct StoredRecord {
     pub agent: String,
     /// RFC 6962 leaf hash of `data`.
     pub leaf: Hash,
+    /// The perfect interior nodes this leaf completed, levels 1, 2, ... (32 bytes each).
+    pub nodes: Vec<u8>,
     /// Canonical bytes.
     pub data: Vec<u8>,
 }
@@ -130,8 +132,6 @@ pub struct CommitBatch {
     pub first_index: u64,
     /// The records, in index order.
     pub records: Vec<StoredRecord>,
-    /// New perfect interior nodes `(level >= 1, index, hash)`.
-    pub nodes: Vec<(u32, u64, Hash)>,
     /// Size covered by the checkpoint (`first_index + records.len()`).
     pub checkpoint_size: u64,
     /// The signed checkpoint note.
@@ -160,16 +160,15 @@ pub trait Storage: Send + Sync + 'static {
     fn snapshot(&self) -> Result<Box<dyn Snapshot>, StoreError>;
 }
 
-/// Called per record by [`Snapshot::scan_records`] with `(index, data, stored leaf hash)`;
-/// returns `false` to stop.
-pub type RecordVisitor<'a> = dyn FnMut(u64, &[u8], &[u8]) -> Result<bool, StoreError> + 'a;
+/// Called per record by [`Snapshot::scan_records`] with `(index, data, stored leaf hash,
+/// stored interior nodes)`; returns `false` to stop.
+pub type RecordVisitor<'a> = dyn FnMut(u64, &[u8], &[u8], &[u8]) -> Result<bool, StoreError> + 'a;
 
 /// A consistent read-only view of the stored log.
 pub trait Snapshot {
     /// Number of records (largest index + 1).
     fn size(&self) -> Result<u64, StoreError>;
-    /// Visits records `from..to` in index order as `(index, data, stored leaf hash)`; stops
-    /// early when `visit` returns `false`.
+    /// Visits records `from..to` in index order; stops early when `visit` returns `false`.
     fn scan_records(
         &self,
         from: u64,
@@ -178,8 +177,6 @@ pub trait Snapshot {
     ) -> Result<(), StoreError>;
     /// The first checkpoint whose size is larger than `after_size`.
     fn next_checkpoint(&self, after_size: u64) -> Result<Option<(u64, String)>, StoreError>;
-    /// Stored interior nodes of `level` with index in `from..to`, ascending.
-    fn nodes_in(&self, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError>;
 }
 
 /// Tuning for a [`Log`].
@@ -589,7 +586,6 @@ impl Writer {
         let mut accepted = Vec::with_capacity(batch.len());
         let mut indexes_per_request = Vec::with_capacity(batch.len());
         let mut records = Vec::new();
-        let mut nodes = Vec::new();
         for request in batch {
             let base = self.tree.size();
             // References must point at earlier records; check before touching the tree.
@@ -615,14 +611,16 @@ impl Writer {
             for record in &request.records {
                 let leaf = merkle::leaf_hash(record.bytes());
                 indexes.push(self.tree.size());
-                self.tree.push(leaf, |level, index, hash| {
+                let mut nodes = Vec::new();
+                self.tree.push(leaf, |level, _, hash| {
                     if level > 0 {
-                        nodes.push((level, index, *hash));
+                        nodes.extend_from_slice(hash);
                     }
                 });
                 records.push(StoredRecord {
                     agent: record.agent().to_owned(),
                     leaf,
+                    nodes,
                     data: record.bytes().to_vec(),
                 });
             }
@@ -644,7 +642,6 @@ impl Writer {
                 self.storage.commit(&CommitBatch {
                     first_index,
                     records,
-                    nodes,
                     checkpoint_size: checkpoint.size,
                     checkpoint: note,
                 })

@@ -4,12 +4,16 @@
 //!
 //! Schema (version 1):
 //!
-//! - `records(idx INTEGER PRIMARY KEY, agent TEXT, leaf BLOB(32), data BLOB)`: canonical bytes
-//!   and the RFC 6962 leaf hash (the tree's level 0).
-//! - `nodes(id INTEGER PRIMARY KEY, hash BLOB(32))`: perfect interior nodes, `id = level << 56 |
-//!   index` for level >= 1, so a proof reads at most `2 * log2(size)` rows and never rebuilds
-//!   the tree.
+//! - `records(idx INTEGER PRIMARY KEY, agent TEXT, leaf BLOB(32), nodes BLOB, data BLOB)`:
+//!   canonical bytes, the RFC 6962 leaf hash (the tree's level 0), and the perfect interior
+//!   nodes that appending this leaf completed (levels 1, 2, ... in order, 32 bytes each; one
+//!   node per record on average). Node `(level, index)` is therefore stored in the row of record
+//!   `((index + 1) << level) - 1`: a proof reads at most `2 * log2(size)` rows by primary key,
+//!   never rebuilds the tree, and an append writes one row per record and nothing else.
 //! - `checkpoints(size INTEGER PRIMARY KEY, note TEXT)`: every signed checkpoint, one per batch.
+//!
+//! Records are not indexed by agent: that index cost more than the rest of an append (one
+//! random page write per record); exporting an agent's records scans the table.
 
 use crate::{CommitBatch, RecordVisitor, Snapshot, Storage, StoreError};
 use ledger::merkle::Hash;
@@ -22,12 +26,8 @@ CREATE TABLE IF NOT EXISTS records (
     idx INTEGER PRIMARY KEY,
     agent TEXT NOT NULL,
     leaf BLOB NOT NULL,
+    nodes BLOB NOT NULL,
     data BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS records_agent ON records(agent, idx);
-CREATE TABLE IF NOT EXISTS nodes (
-    id INTEGER PRIMARY KEY,
-    hash BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
@@ -40,8 +40,13 @@ PRAGMA user_version = 1;
 /// whatever the log's size.
 const CACHE_KIB: i64 = 16 * 1024;
 
-fn node_id(level: u32, index: u64) -> i64 {
-    ((u64::from(level) << 56) | index) as i64
+/// The record row that stores node `(level, index)`: the last leaf of its subtree.
+fn node_row(level: u32, index: u64) -> Option<u64> {
+    index
+        .checked_add(1)?
+        .checked_mul(1u64.checked_shl(level)?)?
+        .checked_sub(1)
+        .filter(|row| *row <= i64::MAX as u64)
 }
 
 fn hash_from_blob(blob: Vec<u8>) -> Result<Hash, StoreError> {
@@ -154,16 +159,27 @@ fn read_size(conn: &Connection) -> Result<u64, StoreError> {
 }
 
 fn read_node(conn: &Connection, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
-    let blob: Option<Vec<u8>> = if level == 0 {
-        conn.prepare_cached("SELECT leaf FROM records WHERE idx = ?1")?
-            .query_row([index as i64], |row| row.get(0))
-            .optional()?
-    } else {
-        conn.prepare_cached("SELECT hash FROM nodes WHERE id = ?1")?
-            .query_row([node_id(level, index)], |row| row.get(0))
-            .optional()?
+    let Some(row) = node_row(level, index) else {
+        return Ok(None);
     };
-    blob.map(hash_from_blob).transpose()
+    if level == 0 {
+        let blob: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT leaf FROM records WHERE idx = ?1")?
+            .query_row([row as i64], |r| r.get(0))
+            .optional()?;
+        return blob.map(hash_from_blob).transpose();
+    }
+    let mut stmt = conn.prepare_cached("SELECT nodes FROM records WHERE idx = ?1")?;
+    let mut rows = stmt.query([row as i64])?;
+    let Some(found) = rows.next()? else {
+        return Ok(None);
+    };
+    let nodes = found.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+    let start = (level as usize - 1) * 32;
+    nodes
+        .get(start..start + 32)
+        .map(|bytes| hash_from_blob(bytes.to_vec()))
+        .transpose()
 }
 
 fn read_latest_checkpoint(conn: &Connection) -> Result<Option<(u64, String)>, StoreError> {
@@ -229,20 +245,16 @@ impl Storage for SqliteStorage {
         }
         {
             let mut insert_record = tx.prepare_cached(
-                "INSERT INTO records (idx, agent, leaf, data) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO records (idx, agent, leaf, nodes, data) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for (offset, record) in batch.records.iter().enumerate() {
                 insert_record.execute(params![
                     (batch.first_index + offset as u64) as i64,
                     record.agent,
                     &record.leaf[..],
+                    record.nodes,
                     record.data,
                 ])?;
-            }
-            let mut insert_node =
-                tx.prepare_cached("INSERT INTO nodes (id, hash) VALUES (?1, ?2)")?;
-            for (level, index, hash) in &batch.nodes {
-                insert_node.execute(params![node_id(*level, *index), &hash[..]])?;
             }
             tx.prepare_cached("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")?
                 .execute(params![batch.checkpoint_size as i64, batch.checkpoint])?;
@@ -277,14 +289,15 @@ impl Snapshot for SqliteSnapshot {
         visit: &mut RecordVisitor<'_>,
     ) -> Result<(), StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT idx, leaf, data FROM records WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+            "SELECT idx, leaf, nodes, data FROM records WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
         )?;
         let mut rows = stmt.query([from as i64, to as i64])?;
         while let Some(row) = rows.next()? {
             let index: i64 = row.get(0)?;
             let leaf = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            let data = row.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
-            if !visit(index as u64, data, leaf)? {
+            let nodes = row.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+            let data = row.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+            if !visit(index as u64, data, leaf, nodes)? {
                 break;
             }
         }
@@ -301,21 +314,5 @@ impl Snapshot for SqliteSnapshot {
                 Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))
             })
             .optional()?)
-    }
-
-    fn nodes_in(&self, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, hash FROM nodes WHERE id >= ?1 AND id < ?2 ORDER BY id")?;
-        let rows = stmt.query_map([node_id(level, from), node_id(level, to)], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
-        })?;
-        let mask = (1u64 << 56) - 1;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, blob) = row?;
-            out.push(((id as u64) & mask, hash_from_blob(blob)?));
-        }
-        Ok(out)
     }
 }

@@ -9,16 +9,17 @@
 //!    and its root equals the root recomputed from the records. All roots come from one
 //!    stream of records, so each checkpoint is consistent with the next; a mismatch is
 //!    reported at the first record after the last good checkpoint;
-//! 4. every stored interior node equals the recomputed one (proofs are served from them);
+//! 4. the interior nodes stored with each record equal the recomputed ones (proofs are served
+//!    from them);
 //! 5. the last checkpoint covers exactly the stored records (an inserted or appended record
 //!    outside any checkpoint, or a checkpoint beyond the records, is reported).
 
 use crate::{Storage, StoreError};
 use ledger::checkpoint::Checkpoint;
-use ledger::merkle::{self, Hash, TreeBuilder};
+use ledger::merkle::{self, TreeBuilder};
 use ledger::note::VerifierKey;
 
-/// Records per scan chunk; bounds the memory held for node comparison.
+/// Records per scan query.
 const SCAN_CHUNK_RECORDS: u64 = 64 * 1024;
 
 /// The first problem found, located at a record index.
@@ -79,12 +80,11 @@ pub(crate) fn verify(
     let mut good_size = 0u64;
     let mut n_checkpoints = 0u64;
     let mut problem: Option<VerifyProblem> = None;
-    let mut new_nodes: Vec<(u32, u64, Hash)> = Vec::new();
+    let mut nodes = Vec::with_capacity(64 * 32);
     let mut from = 0u64;
     while from < size && problem.is_none() {
         let to = size.min(from + SCAN_CHUNK_RECORDS);
-        new_nodes.clear();
-        snapshot.scan_records(from, to, &mut |index, data, stored_leaf| {
+        snapshot.scan_records(from, to, &mut |index, data, stored_leaf, stored_nodes| {
             let expected = tree.size();
             if index != expected {
                 problem = Some(VerifyProblem {
@@ -101,11 +101,21 @@ pub(crate) fn verify(
                 });
                 return Ok(false);
             }
-            tree.push(leaf, |level, node_index, hash| {
+            nodes.clear();
+            tree.push(leaf, |level, _, hash| {
                 if level > 0 {
-                    new_nodes.push((level, node_index, *hash));
+                    nodes.extend_from_slice(hash);
                 }
             });
+            if stored_nodes != nodes.as_slice() {
+                problem = Some(VerifyProblem {
+                    index,
+                    message: format!(
+                        "tree nodes stored with record {index} do not match the records before it"
+                    ),
+                });
+                return Ok(false);
+            }
             while let Some((checkpoint_size, note)) = &next_checkpoint {
                 if *checkpoint_size != tree.size() {
                     break;
@@ -143,9 +153,6 @@ pub(crate) fn verify(
                 message: format!("record {missing} is missing"),
             });
         }
-        if problem.is_none() {
-            problem = compare_nodes(snapshot.as_ref(), &new_nodes)?;
-        }
         from = to;
     }
     if problem.is_none() {
@@ -172,49 +179,4 @@ pub(crate) fn verify(
         n_checkpoints,
         problem,
     })
-}
-
-/// Compares nodes completed during one chunk with the stored ones, level by level.
-fn compare_nodes(
-    snapshot: &dyn crate::Snapshot,
-    new_nodes: &[(u32, u64, Hash)],
-) -> Result<Option<VerifyProblem>, StoreError> {
-    let max_level = new_nodes
-        .iter()
-        .map(|(level, _, _)| *level)
-        .max()
-        .unwrap_or(0);
-    let mut first: Option<VerifyProblem> = None;
-    for level in 1..=max_level {
-        let computed: Vec<(u64, Hash)> = new_nodes
-            .iter()
-            .filter(|(l, _, _)| *l == level)
-            .map(|(_, index, hash)| (*index, *hash))
-            .collect();
-        let (Some((low, _)), Some((high, _))) = (computed.first(), computed.last()) else {
-            continue;
-        };
-        let stored = snapshot.nodes_in(level, *low, high + 1)?;
-        let mut stored_iter = stored.iter();
-        for (index, hash) in &computed {
-            let matches = stored_iter
-                .next()
-                .is_some_and(|(stored_index, stored_hash)| {
-                    stored_index == index && stored_hash == hash
-                });
-            if !matches {
-                let leaf_index = index << level;
-                if first.as_ref().is_none_or(|p| leaf_index < p.index) {
-                    first = Some(VerifyProblem {
-                        index: leaf_index,
-                        message: format!(
-                            "stored tree node (level {level}, index {index}) does not match records from {leaf_index}"
-                        ),
-                    });
-                }
-                break;
-            }
-        }
-    }
-    Ok(first)
 }

@@ -323,7 +323,7 @@ fn tamper_inserted_record_is_found() {
     let extra = record("a", 99);
     let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
     conn.execute(
-        "INSERT INTO records (idx, agent, leaf, data) VALUES (20, 'a', ?1, ?2)",
+        "INSERT INTO records (idx, agent, leaf, nodes, data) VALUES (20, 'a', ?1, X'', ?2)",
         rusqlite::params![&merkle::leaf_hash(extra.bytes())[..], extra.bytes()],
     )
     .unwrap();
@@ -336,7 +336,7 @@ fn tamper_inserted_record_is_found() {
     )
     .unwrap();
     conn.execute(
-        "INSERT INTO records (idx, agent, leaf, data) VALUES (9, 'a', ?1, ?2)",
+        "INSERT INTO records (idx, agent, leaf, nodes, data) VALUES (9, 'a', ?1, X'', ?2)",
         rusqlite::params![&merkle::leaf_hash(extra.bytes())[..], extra.bytes()],
     )
     .unwrap();
@@ -347,15 +347,12 @@ fn tamper_inserted_record_is_found() {
 fn tamper_stored_node_or_checkpoint_is_found() {
     let dir = tempfile::tempdir().unwrap();
     let log = filled(dir.path());
-    // Interior node (level 2, index 1) covers records 4..8.
+    // Interior node (level 2, index 1) covers records 4..8 and is stored with record 7.
     tamper(
         dir.path(),
-        &format!(
-            "UPDATE nodes SET hash = zeroblob(32) WHERE id = {}",
-            (2i64 << 56) | 1
-        ),
+        "UPDATE records SET nodes = zeroblob(64) WHERE idx = 7",
     );
-    assert_eq!(problem_index(&log), 4);
+    assert_eq!(problem_index(&log), 7);
     let dir = tempfile::tempdir().unwrap();
     let log = filled(dir.path());
     tamper(
