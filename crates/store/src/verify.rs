@@ -68,10 +68,87 @@ fn open_checkpoint(
     Checkpoint::open(note, key).map_err(|err| err.to_string())
 }
 
+/// A checkpoint reached by the record scan, with the root recomputed at its size.
+struct CheckpointJob {
+    previous_size: u64,
+    size: u64,
+    note: String,
+    root: merkle::Hash,
+}
+
+fn check_checkpoint(
+    job: &CheckpointJob,
+    key: &VerifierKey,
+    signatures_checked_below: u64,
+) -> Option<VerifyProblem> {
+    let CheckpointJob {
+        previous_size,
+        size,
+        note,
+        root,
+    } = job;
+    let message = match open_checkpoint(note, *size, key, signatures_checked_below) {
+        Err(err) => format!("checkpoint at size {size} does not verify: {err}"),
+        Ok(checkpoint) if checkpoint.size != *size => format!(
+            "checkpoint stored at size {size} says size {}",
+            checkpoint.size
+        ),
+        Ok(checkpoint) if checkpoint.root != *root => {
+            format!("records {previous_size}..{size} do not match the checkpoint at size {size}")
+        }
+        Ok(_) => return None,
+    };
+    Some(VerifyProblem {
+        index: *previous_size,
+        message,
+    })
+}
+
+/// Checks checkpoint signatures on a second thread while this one hashes records: signature
+/// checks are the largest cost per record after hashing.
 pub(crate) fn verify(
     storage: &dyn Storage,
     key: &VerifierKey,
     signatures_checked_below: u64,
+) -> Result<VerifyReport, StoreError> {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (jobs, job_queue) = std::sync::mpsc::sync_channel::<CheckpointJob>(4096);
+    std::thread::scope(|scope| {
+        let checker = scope.spawn(|| {
+            for job in job_queue {
+                if let Some(problem) = check_checkpoint(&job, key, signatures_checked_below) {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Some(problem);
+                }
+            }
+            None
+        });
+        let scanned = scan(storage, &jobs, &stop);
+        drop(jobs);
+        let checkpoint_problem = checker.join().unwrap_or_else(|_| {
+            Some(VerifyProblem {
+                index: 0,
+                message: "checkpoint checker failed".into(),
+            })
+        });
+        let mut report = scanned?;
+        if let Some(found) = checkpoint_problem {
+            if report
+                .problem
+                .as_ref()
+                .is_none_or(|p| found.index <= p.index)
+            {
+                report.problem = Some(found);
+            }
+        }
+        Ok(report)
+    })
+}
+
+fn scan(
+    storage: &dyn Storage,
+    jobs: &std::sync::mpsc::SyncSender<CheckpointJob>,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> Result<VerifyReport, StoreError> {
     let snapshot = storage.snapshot()?;
     let size = snapshot.size()?;
@@ -116,36 +193,30 @@ pub(crate) fn verify(
                 });
                 return Ok(false);
             }
-            while let Some((checkpoint_size, note)) = &next_checkpoint {
-                if *checkpoint_size != tree.size() {
+            while let Some((checkpoint_size, note)) = next_checkpoint.take() {
+                if checkpoint_size != tree.size() {
+                    next_checkpoint = Some((checkpoint_size, note));
                     break;
                 }
                 n_checkpoints += 1;
-                let bad = match open_checkpoint(note, *checkpoint_size, key, signatures_checked_below) {
-                    Err(err) => Some(format!(
-                        "checkpoint at size {checkpoint_size} does not verify: {err}"
-                    )),
-                    Ok(checkpoint) if checkpoint.size != *checkpoint_size => Some(format!(
-                        "checkpoint stored at size {checkpoint_size} says size {}",
-                        checkpoint.size
-                    )),
-                    Ok(checkpoint) if checkpoint.root != tree.root() => Some(format!(
-                        "records {good_size}..{checkpoint_size} do not match the checkpoint at size {checkpoint_size}"
-                    )),
-                    Ok(_) => None,
+                let job = CheckpointJob {
+                    previous_size: good_size,
+                    size: checkpoint_size,
+                    note,
+                    root: tree.root(),
                 };
-                if let Some(message) = bad {
-                    problem = Some(VerifyProblem {
-                        index: good_size,
-                        message,
-                    });
+                if jobs.send(job).is_err() || stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // The checker found a problem: it will be reported.
                     return Ok(false);
                 }
-                good_size = *checkpoint_size;
+                good_size = checkpoint_size;
                 next_checkpoint = snapshot.next_checkpoint(good_size)?;
             }
             Ok(true)
         })?;
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
         if problem.is_none() && tree.size() < to {
             let missing = tree.size();
             problem = Some(VerifyProblem {
@@ -155,7 +226,7 @@ pub(crate) fn verify(
         }
         from = to;
     }
-    if problem.is_none() {
+    if problem.is_none() && !stop.load(std::sync::atomic::Ordering::Relaxed) {
         if let Some((checkpoint_size, _)) = &next_checkpoint {
             problem = Some(VerifyProblem {
                 index: tree.size(),
