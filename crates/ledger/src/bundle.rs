@@ -141,8 +141,8 @@ impl Bundle {
     /// bundle followed by one newline, so that changing any byte of it is detected: bytes that
     /// no signature or proof covers (whitespace, escapes, member order) have only one valid form.
     pub fn from_json(bytes: &[u8]) -> Result<Self, BundleError> {
-        let bundle: Self = serde_json::from_slice(bytes)
-            .map_err(|err| BundleError::Malformed(err.to_string()))?;
+        let bundle: Self =
+            serde_json::from_slice(bytes).map_err(|err| BundleError::Malformed(err.to_string()))?;
         if bundle.to_json().as_bytes() != bytes {
             return Err(BundleError::Malformed(
                 "file is not in canonical form (RFC 8785 JSON and one final newline)".into(),

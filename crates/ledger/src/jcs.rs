@@ -169,7 +169,9 @@ pub fn format_ecmascript(value: f64) -> String {
             out.push('0');
         }
     } else if 0 < point && point <= 21 {
-        let (int_part, frac_part) = digits.split_at(point as usize);
+        let (int_part, frac_part) = digits
+            .split_at_checked(point as usize)
+            .unwrap_or((&digits, ""));
         out.push_str(int_part);
         out.push('.');
         out.push_str(frac_part);
@@ -182,7 +184,7 @@ pub fn format_ecmascript(value: f64) -> String {
     } else {
         let exp = point - 1;
         let sign = if exp < 0 { '-' } else { '+' };
-        let (first, rest) = digits.split_at(1);
+        let (first, rest) = digits.split_at_checked(1).unwrap_or(("0", ""));
         out.push_str(first);
         if !rest.is_empty() {
             out.push('.');

@@ -11,6 +11,17 @@
 //! - [`tlog_proof`]: C2SP `tlog-proof` files for one record.
 //! - [`bundle`]: offline-verifiable exports (`docs/bundle-format.md`).
 
+// Nothing here may panic on any input: enforced outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod bundle;
 pub mod checkpoint;
 pub mod jcs;

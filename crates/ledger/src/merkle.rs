@@ -102,7 +102,7 @@ pub fn root_from_leaf_hashes(leaves: &[Hash]) -> Hash {
         [only] => *only,
         _ => {
             let k = split_point(leaves.len() as u64) as usize;
-            let (left, right) = leaves.split_at(k);
+            let (left, right) = leaves.split_at_checked(k).unwrap_or((leaves, &[]));
             node_hash(&root_from_leaf_hashes(left), &root_from_leaf_hashes(right))
         }
     }
@@ -232,7 +232,13 @@ pub fn root_from_inclusion_proof(
             want: inner + border,
         });
     }
-    let (inner_part, border_part) = proof.split_at(inner);
+    let (inner_part, border_part) =
+        proof
+            .split_at_checked(inner)
+            .ok_or(MerkleError::WrongProofSize {
+                got: proof.len(),
+                want: inner + border,
+            })?;
     let hash = chain_inner(leaf, inner_part, index);
     Ok(chain_border_right(hash, border_part))
 }
@@ -289,7 +295,12 @@ pub fn verify_consistency(
             want,
         });
     }
-    let (inner_part, border_part) = rest.split_at(inner);
+    let (inner_part, border_part) =
+        rest.split_at_checked(inner)
+            .ok_or(MerkleError::WrongProofSize {
+                got: proof.len(),
+                want,
+            })?;
     let mask = (size1 - 1) >> shift;
     let hash1 = chain_border_right(chain_inner_right(seed, inner_part, mask), border_part);
     verify_match(&hash1, root1)?;

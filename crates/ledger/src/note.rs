@@ -50,8 +50,9 @@ fn key_id(name: &str, public: &[u8; 32]) -> u32 {
     hasher.update(name.as_bytes());
     hasher.update([b'\n', ALG_ED25519]);
     hasher.update(public);
-    let digest = hasher.finalize();
-    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+    let digest: [u8; 32] = hasher.finalize().into();
+    let [a, b, c, d, ..] = digest;
+    u32::from_be_bytes([a, b, c, d])
 }
 
 /// Splits `name+hexid+base64` and checks the name, id and algorithm; returns the key bytes.
@@ -244,7 +245,10 @@ pub fn open(note: &[u8], verifiers: &[VerifierKey]) -> Result<VerifiedNote, Note
     let split = message
         .rfind("\n\n")
         .ok_or(NoteError::MalformedNote("no signature block"))?;
-    let (text, signatures) = (&message[..split + 1], &message[split + 2..]);
+    let (text, signatures) = match (message.get(..split + 1), message.get(split + 2..)) {
+        (Some(text), Some(signatures)) => (text, signatures),
+        _ => return Err(NoteError::MalformedNote("no signature block")),
+    };
     if signatures.is_empty() || !signatures.ends_with('\n') {
         return Err(NoteError::MalformedNote(
             "signature block must end with a newline",
@@ -252,7 +256,11 @@ pub fn open(note: &[u8], verifiers: &[VerifierKey]) -> Result<VerifiedNote, Note
     }
     let mut verified_by = Vec::new();
     let mut n_unknown_signatures = 0;
-    let lines: Vec<&str> = signatures[..signatures.len() - 1].split('\n').collect();
+    let lines: Vec<&str> = signatures
+        .strip_suffix('\n')
+        .unwrap_or(signatures)
+        .split('\n')
+        .collect();
     if lines.len() > NOTE_SIGNATURES_MAX {
         return Err(NoteError::MalformedNote("too many signatures"));
     }
@@ -269,11 +277,13 @@ pub fn open(note: &[u8], verifiers: &[VerifierKey]) -> Result<VerifiedNote, Note
         let blob = BASE64
             .decode(sig_b64)
             .map_err(|_| NoteError::MalformedNote("signature is not valid base64"))?;
-        if blob.len() < 5 {
+        let Some(([a, b, c, d], signature)) = blob.split_first_chunk::<4>() else {
+            return Err(NoteError::MalformedNote("signature is too short"));
+        };
+        if signature.is_empty() {
             return Err(NoteError::MalformedNote("signature is too short"));
         }
-        let (id_bytes, signature) = blob.split_at(4);
-        let id = u32::from_be_bytes([id_bytes[0], id_bytes[1], id_bytes[2], id_bytes[3]]);
+        let id = u32::from_be_bytes([*a, *b, *c, *d]);
         match verifiers.iter().find(|v| v.name == name && v.id == id) {
             Some(verifier) => {
                 if !verifier.verify(text.as_bytes(), signature) {
