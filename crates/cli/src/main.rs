@@ -67,8 +67,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pact(args) => Ok(pact_cmd::run(args)),
         Command::Detect(args) => detect_cmd::run_detect(args).map(|()| ExitCode::SUCCESS),
         Command::Canary(args) => detect_cmd::run_canary(args).map(|()| ExitCode::SUCCESS),
-        Command::Ledger(command) => ledger_cmd::run(command).map(|()| ExitCode::SUCCESS),
-        Command::Verify(args) => ledger_cmd::verify_bundle(args).map(|()| ExitCode::SUCCESS),
+        Command::Ledger(command) => ledger_cmd::run(command),
+        Command::Verify(args) => ledger_cmd::verify_bundle(args),
         Command::Bench(BenchCommand::Guard(args)) => {
             decide_cmd::run_guard_bench(args).map(|()| ExitCode::SUCCESS)
         }

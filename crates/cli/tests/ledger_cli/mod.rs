@@ -39,10 +39,23 @@ fn ok(args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn fails(args: &[&str], stdin: Option<&str>) -> String {
+/// Runs a command that must fail with `code` (1: a check failed, 2: bad input or usage).
+fn fails_with(code: i32, args: &[&str], stdin: Option<&str>) -> String {
     let output = run(args, stdin);
-    assert!(!output.status.success(), "pactum {args:?} should fail");
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "pactum {args:?}: {output:?}"
+    );
     String::from_utf8(output.stderr).unwrap()
+}
+
+fn fails(args: &[&str], stdin: Option<&str>) -> String {
+    fails_with(2, args, stdin)
+}
+
+fn check_fails(args: &[&str]) -> String {
+    fails_with(1, args, None)
 }
 
 fn data_arg(dir: &Path) -> String {
@@ -227,15 +240,12 @@ fn bundle_verifies_offline_and_detects_changes() {
         let mut changed = original.clone();
         changed[position] ^= 0x02;
         std::fs::write(&tampered, &changed).unwrap();
-        fails(
-            &[
-                "verify",
-                tampered.to_str().unwrap(),
-                "--key",
-                key.to_str().unwrap(),
-            ],
-            None,
-        );
+        check_fails(&[
+            "verify",
+            tampered.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ]);
     }
 
     // A bundle checked against another log's key is refused with a clear message.
@@ -246,15 +256,12 @@ fn bundle_verifies_offline_and_detects_changes() {
         ok(&["ledger", "key", "--data", &data_arg(other.path())], None),
     )
     .unwrap();
-    let err = fails(
-        &[
-            "verify",
-            bundle.to_str().unwrap(),
-            "--key",
-            other_key.to_str().unwrap(),
-        ],
-        None,
-    );
+    let err = check_fails(&[
+        "verify",
+        bundle.to_str().unwrap(),
+        "--key",
+        other_key.to_str().unwrap(),
+    ]);
     assert!(err.contains("not the trusted key"), "{err}");
 }
 
@@ -274,7 +281,7 @@ fn ledger_verify_fails_on_tampering() {
     )
     .unwrap();
     drop(conn);
-    let err = fails(&["ledger", "verify", "--data", data], None);
+    let err = check_fails(&["ledger", "verify", "--data", data]);
     assert!(err.contains("verification failed at record 3"), "{err}");
 }
 
