@@ -1,14 +1,17 @@
 //! Project automation: `cargo xtask <task>`. Tidy checks live in `tests/tidy.rs`.
 
 mod crash;
+mod detect_bench;
 mod tau2;
 
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
+    let rest: Vec<String> = std::env::args().skip(2).collect();
     match task.as_str() {
-        "crash-test" => crash::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "tau2-cases" => tau2::write_cases(&workspace_root()),
-        _ => anyhow::bail!("unknown task `{task}`; tasks: crash-test, tau2-cases"),
+        "detect-bench" => detect_bench::run(&rest),
+        "crash-test" => crash::run(&rest),
+        _ => anyhow::bail!("unknown task `{task}`; tasks: tau2-cases, detect-bench, crash-test"),
     }
 }
 

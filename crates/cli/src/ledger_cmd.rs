@@ -8,6 +8,7 @@ use ledger::note::VerifierKey;
 use ledger::record::Record;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::{Log, LogConfig};
@@ -138,7 +139,32 @@ pub struct BenchArgs {
     data: Option<PathBuf>,
 }
 
-pub fn run(command: LedgerCommand) -> anyhow::Result<()> {
+/// Runs a `pactum ledger` command. Exit codes: 0 success, 1 `verify` found a mismatch, 2
+/// (an `Err`) bad input, usage or IO.
+pub fn run(command: LedgerCommand) -> anyhow::Result<ExitCode> {
+    if let LedgerCommand::Verify { data } = &command {
+        let report = open(&data.data)?.verify()?;
+        return Ok(match report.problem {
+            None => {
+                println!(
+                    "ok: {} records, {} checkpoints verified",
+                    report.n_records, report.n_checkpoints
+                );
+                ExitCode::SUCCESS
+            }
+            Some(problem) => {
+                eprintln!(
+                    "verification failed at record {}: {}",
+                    problem.index, problem.message
+                );
+                ExitCode::FAILURE
+            }
+        });
+    }
+    run_other(command).map(|()| ExitCode::SUCCESS)
+}
+
+fn run_other(command: LedgerCommand) -> anyhow::Result<()> {
     match command {
         LedgerCommand::Append { data, input } => append(&data.data, &input),
         LedgerCommand::Get { data, index } => {
@@ -159,23 +185,7 @@ pub fn run(command: LedgerCommand) -> anyhow::Result<()> {
             let log = open(&data.data)?;
             write_stdout(format!("{}\n", log.verifier_key()).as_bytes())
         }
-        LedgerCommand::Verify { data } => {
-            let report = open(&data.data)?.verify()?;
-            match report.problem {
-                None => {
-                    println!(
-                        "ok: {} records, {} checkpoints verified",
-                        report.n_records, report.n_checkpoints
-                    );
-                    Ok(())
-                }
-                Some(problem) => bail!(
-                    "verification failed at record {}: {}",
-                    problem.index,
-                    problem.message
-                ),
-            }
-        }
+        LedgerCommand::Verify { .. } => bail!("internal: verify is handled by `run`"),
         LedgerCommand::Export {
             data,
             agent,
@@ -306,25 +316,31 @@ fn load(dir: &Path, n_writers: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn verify_bundle(args: VerifyArgs) -> anyhow::Result<()> {
+/// `pactum verify`: exit 0 when the bundle verifies, 1 when it does not (tampered, wrong key,
+/// incomplete), 2 (an `Err`) when a file cannot be read or the key file is malformed.
+pub fn verify_bundle(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let key_text = std::fs::read_to_string(&args.key)
         .with_context(|| format!("reading key file `{}`", args.key.display()))?;
     let key = VerifierKey::parse(key_text.trim())
         .with_context(|| format!("key file `{}`", args.key.display()))?;
     let bytes = std::fs::read(&args.bundle)
         .with_context(|| format!("reading bundle `{}`", args.bundle.display()))?;
-    let bundle = Bundle::from_json(&bytes)?;
-    let summary = bundle
-        .verify(&key)
-        .with_context(|| format!("bundle `{}` does not verify", args.bundle.display()))?;
-    println!(
-        "ok: {} selected and {} referenced records included in checkpoint {} of `{}`",
-        summary.n_selected,
-        summary.n_referenced,
-        summary.checkpoint.size,
-        summary.checkpoint.origin
-    );
-    Ok(())
+    match Bundle::from_json(&bytes).and_then(|bundle| bundle.verify(&key)) {
+        Ok(summary) => {
+            println!(
+                "ok: {} selected and {} referenced records included in checkpoint {} of `{}`",
+                summary.n_selected,
+                summary.n_referenced,
+                summary.checkpoint.size,
+                summary.checkpoint.origin
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("bundle `{}` does not verify: {err}", args.bundle.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn rss_mb() -> f64 {

@@ -4,6 +4,7 @@ mod bench_http;
 mod client_cmd;
 mod config;
 mod decide_cmd;
+mod detect_cmd;
 mod ledger_cmd;
 mod output;
 mod pact_cmd;
@@ -28,6 +29,10 @@ enum Command {
     Decide(decide_cmd::DecideArgs),
     /// Work with pact files: check, format, test, import; print the pact JSON Schema.
     Pact(pact_cmd::PactArgs),
+    /// Scan text for prompt injection, authority claims, hidden text and canaries.
+    Detect(detect_cmd::DetectArgs),
+    /// Make canary tokens.
+    Canary(detect_cmd::CanaryArgs),
     /// The evidence log: append, get, proof, checkpoint, key, verify, export.
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
@@ -52,6 +57,8 @@ enum Command {
 enum BenchCommand {
     /// Guard decisions on one thread: a 100-rule pact with 1,000 canaries.
     Guard(decide_cmd::GuardBenchArgs),
+    /// Detector quality per public corpus (recall, false-positive rate) and speed.
+    Detect(detect_cmd::BenchArgs),
     /// Evidence log: durable appends, inclusion proofs, full verify, memory.
     Ledger(ledger_cmd::BenchArgs),
     /// `POST /v1/decide` over HTTP with durable evidence, and a halt under load.
@@ -74,8 +81,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Decide(args) => decide_cmd::run_decide(args).map(|()| ExitCode::SUCCESS),
         Command::Pact(args) => Ok(pact_cmd::run(args)),
-        Command::Ledger(command) => ledger_cmd::run(command).map(|()| ExitCode::SUCCESS),
-        Command::Verify(args) => ledger_cmd::verify_bundle(args).map(|()| ExitCode::SUCCESS),
+        Command::Detect(args) => detect_cmd::run_detect(args).map(|()| ExitCode::SUCCESS),
+        Command::Canary(args) => detect_cmd::run_canary(args).map(|()| ExitCode::SUCCESS),
+        Command::Ledger(command) => ledger_cmd::run(command),
+        Command::Verify(args) => ledger_cmd::verify_bundle(args),
         Command::Serve(args) => serve_cmd::run_serve(args).map(|()| ExitCode::SUCCESS),
         Command::Client(command) => client_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Config(command) => serve_cmd::run_config(command).map(|()| ExitCode::SUCCESS),
@@ -85,6 +94,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Http(args)) => {
             bench_http::run(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Detect(args)) => {
+            detect_cmd::run_bench(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Ledger(args)) => {
             ledger_cmd::bench(args).map(|()| ExitCode::SUCCESS)

@@ -20,6 +20,14 @@ pub const CANARY_PREFIX: &str = "pct-canary-";
 pub const TOKEN_ALNUM_CHARS_MIN: usize = 12;
 /// Longest token accepted, in bytes.
 pub const TOKEN_BYTES_MAX: usize = 256;
+/// Bytes of each pattern's start used by the prefilter.
+const PREFILTER_PREFIX_BYTES: usize = 8;
+/// Most distinct pattern starts for which the prefilter is built.
+const PREFILTER_PREFIXES_MAX: usize = 32;
+/// Most automaton matches looked at per pass of one scan. A text stuffed with canaries is
+/// reported by its first matches (any one hit decides); the cap keeps such a text from costing
+/// quadratic time in the hit bookkeeping.
+pub const CANARY_HITS_MAX: usize = 1024;
 /// Most tokens one set may hold.
 pub const TOKENS_MAX: usize = 100_000;
 
@@ -110,6 +118,36 @@ pub struct CanarySet {
     tokens: Vec<String>,
     patterns: Vec<PatternMeaning>,
     automaton: Option<AhoCorasick>,
+    /// The distinct first bytes of every pattern, when there are few: tokens made by
+    /// [`new_canary`] share a prefix, so their five forms start in a handful of ways and a small
+    /// SIMD-friendly automaton rules out most texts before the big one runs.
+    prefilter: Option<Prefilter>,
+}
+
+/// A SIMD substring searcher over the few distinct pattern starts, or an automaton where SIMD is
+/// not available.
+#[derive(Debug, Clone)]
+enum Prefilter {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Prefilter {
+    fn new(prefixes: &[&[u8]]) -> Option<Prefilter> {
+        let mut builder = aho_corasick::packed::Config::new().builder();
+        builder.extend(prefixes);
+        match builder.build() {
+            Some(searcher) => Some(Prefilter::Packed(searcher)),
+            None => AhoCorasick::new(prefixes).ok().map(Prefilter::Automaton),
+        }
+    }
+
+    fn is_match(&self, haystack: &[u8]) -> bool {
+        match self {
+            Prefilter::Packed(searcher) => searcher.find(haystack).is_some(),
+            Prefilter::Automaton(automaton) => automaton.is_match(haystack),
+        }
+    }
 }
 
 impl CanarySet {
@@ -178,10 +216,22 @@ impl CanarySet {
                     })?,
             )
         };
+        let mut prefixes: Vec<&[u8]> = pattern_bytes
+            .iter()
+            .map(|p| p.get(..PREFILTER_PREFIX_BYTES).unwrap_or(p))
+            .collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        let prefilter = if !prefixes.is_empty() && prefixes.len() <= PREFILTER_PREFIXES_MAX {
+            Prefilter::new(&prefixes)
+        } else {
+            None
+        };
         Ok(CanarySet {
             tokens: token_list,
             patterns,
             automaton,
+            prefilter,
         })
     }
 
@@ -202,7 +252,8 @@ impl CanarySet {
 
     /// Every canary present in `text`: exact, case-changed, split by whitespace or punctuation,
     /// base64 (standard and url-safe, any alignment), hex (either case) and percent-encoded
-    /// (wholly or partly). Hits are ordered by span start; one hit per token and place.
+    /// (wholly or partly). Hits are ordered by span start; one hit per token and place. At most
+    /// [`CANARY_HITS_MAX`] automaton matches per pass are examined.
     pub fn scan(&self, text: &str) -> Vec<CanaryHit> {
         let Some(automaton) = &self.automaton else {
             return Vec::new();
@@ -211,24 +262,47 @@ impl CanarySet {
         let bytes = text.as_bytes();
 
         let folded = fold(bytes);
-        for found in automaton.find_overlapping_iter(&folded) {
-            let Some(meaning) = self.patterns.get(found.pattern().as_usize()) else {
-                continue;
-            };
-            let span = original_span(bytes, found.start(), found.end(), |byte| {
-                byte.is_ascii_alphanumeric()
-            });
-            let encoding = match meaning.form {
-                Form::Hex => CanaryEncoding::Hex,
-                Form::Base64 => CanaryEncoding::Base64,
-                Form::Plain => self.classify_plain(meaning.token_idx, bytes, &span),
-            };
-            self.push_hit(&mut hits, meaning.token_idx, encoding, span);
+        let may_match =
+            |haystack: &[u8]| self.prefilter.as_ref().is_none_or(|p| p.is_match(haystack));
+        let found_iter = may_match(&folded).then(|| automaton.find_overlapping_iter(&folded));
+        let raw: Vec<_> = found_iter
+            .into_iter()
+            .flatten()
+            .take(CANARY_HITS_MAX)
+            .collect();
+        if !raw.is_empty() {
+            // Where each folded byte came from: built only when something matched.
+            let origins: Vec<usize> = bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, byte)| byte.is_ascii_alphanumeric())
+                .map(|(idx, _)| idx)
+                .collect();
+            for found in raw {
+                let Some(meaning) = self.patterns.get(found.pattern().as_usize()) else {
+                    continue;
+                };
+                let (Some(start), Some(last)) = (
+                    origins.get(found.start()).copied(),
+                    origins.get(found.end().saturating_sub(1)).copied(),
+                ) else {
+                    continue;
+                };
+                let span = start..last + 1;
+                let encoding = match meaning.form {
+                    Form::Hex => CanaryEncoding::Hex,
+                    Form::Base64 => CanaryEncoding::Base64,
+                    Form::Plain => self.classify_plain(meaning.token_idx, bytes, &span),
+                };
+                self.push_hit(&mut hits, meaning.token_idx, encoding, span);
+            }
         }
 
         if bytes.contains(&b'%') {
             let (decoded_folded, origins) = percent_decode_folded(bytes);
-            for found in automaton.find_overlapping_iter(&decoded_folded) {
+            let found_iter = may_match(&decoded_folded)
+                .then(|| automaton.find_overlapping_iter(&decoded_folded));
+            for found in found_iter.into_iter().flatten().take(CANARY_HITS_MAX) {
                 let Some(meaning) = self.patterns.get(found.pattern().as_usize()) else {
                     continue;
                 };
@@ -325,41 +399,34 @@ fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
     a.start < b.end && b.start < a.end
 }
 
-/// ASCII letters and digits of `bytes`, lowercased, everything else dropped.
-fn fold(bytes: &[u8]) -> Vec<u8> {
-    let mut folded = Vec::with_capacity(bytes.len());
-    folded.extend(
-        bytes
-            .iter()
-            .filter(|byte| byte.is_ascii_alphanumeric())
-            .map(u8::to_ascii_lowercase),
-    );
-    folded
-}
-
-/// Maps a range of kept bytes (as counted by `keep`) back to a byte range of `bytes`.
-fn original_span(
-    bytes: &[u8],
-    kept_start: usize,
-    kept_end: usize,
-    keep: impl Fn(&u8) -> bool,
-) -> Range<usize> {
-    let mut n_kept = 0;
-    let mut start = 0;
-    let mut end = bytes.len();
-    for (byte_idx, byte) in bytes.iter().enumerate() {
-        if keep(byte) {
-            if n_kept == kept_start {
-                start = byte_idx;
-            }
-            n_kept += 1;
-            if n_kept == kept_end {
-                end = byte_idx + 1;
-                break;
-            }
+/// Per byte: its lowercase form when it is an ASCII letter or digit, else 0.
+const FOLD: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        if b.is_ascii_alphanumeric() {
+            table[byte] = b.to_ascii_lowercase();
         }
+        byte += 1;
     }
-    start..end
+    table
+};
+
+/// ASCII letters and digits of `bytes`, lowercased, everything else dropped. Written without a
+/// branch on the byte so it runs at about a byte per cycle: this is the canary scan's fixed cost.
+fn fold(bytes: &[u8]) -> Vec<u8> {
+    let mut folded = vec![0u8; bytes.len()];
+    let mut n_kept = 0usize;
+    for byte in bytes {
+        let value = FOLD[usize::from(*byte)];
+        if let Some(slot) = folded.get_mut(n_kept) {
+            *slot = value;
+        }
+        n_kept += usize::from(value != 0);
+    }
+    folded.truncate(n_kept);
+    folded
 }
 
 /// Percent-decodes `bytes` and folds the result; each folded byte carries the original byte range
@@ -588,6 +655,17 @@ mod tests {
         let hits = set.scan(&text);
         let idxs: Vec<usize> = hits.iter().map(|h| h.token_idx).collect();
         assert_eq!(idxs, vec![1, 0]);
+    }
+
+    #[test]
+    fn text_stuffed_with_canaries_stays_cheap() {
+        let (set, token) = set();
+        let text = format!("{token} ").repeat(40_000);
+        let started = std::time::Instant::now();
+        let hits = set.scan(&text);
+        assert!(!hits.is_empty() && hits.len() <= CANARY_HITS_MAX);
+        assert_eq!(&text[hits[0].span.clone()], token);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //! 5. Cedar: any satisfied forbid -> `deny`; any evaluation error -> `deny`; no satisfied permit -> `deny`;
 //! 6. every satisfied permit's requirements: verified authority (else `deny`), approval,
 //!    `review_when`, bulk thresholds (-> `review`);
-//! 7. `allow`, and only then the counters grow.
+//! 7. content passed along is scanned: injection taints the session, so its elevated actions
+//!    (irreversible, partial, sensitive, or needing authority or approval) get `review` for the
+//!    rest of the session; an authority claim sends this call's elevated action to `review`;
+//! 8. `allow`, and only then the counters grow.
 
 mod args;
 mod authority;
@@ -29,10 +32,12 @@ use cedar_policy::{
     Request as CedarRequest, RestrictedExpression,
 };
 use detect::canary::{CanaryEncoding, CanarySet};
+use detect::{Detector, DetectorConfig};
+use pact::syntax::{Reversibility, Sensitivity};
 use pact::{Effect, Pact};
 
 pub use authority::VerifiedAuthority;
-pub use state::{Halt, State, SESSIONS_MAX, TOKEN_CACHE_MAX};
+pub use state::{Halt, State, Taint, SESSIONS_MAX, TOKEN_CACHE_MAX};
 
 /// Rule ids the guard itself names in verdicts (pact rule ids may not start with `pactum:`).
 pub mod rule_ids {
@@ -45,6 +50,8 @@ pub mod rule_ids {
     pub const DEFAULT_DENY: &str = "pactum:default-deny";
     pub const EVALUATION_ERROR: &str = "pactum:evaluation-error";
     pub const BULK: &str = pact::RULE_ID_BULK;
+    pub const SESSION_TAINT: &str = "pactum:session-taint";
+    pub const AUTHORITY_CLAIM: &str = "pactum:authority-claim";
 }
 
 /// Largest request the guard accepts, summed over argument and content bytes.
@@ -145,6 +152,17 @@ pub enum FindingKind {
     },
     /// A condition failed to evaluate.
     EvaluationError,
+    /// A detector finding in content passed along (injection, hidden text, authority claim...).
+    Content {
+        /// The detector's finding kind (`injection`, `authority_claim`, ...).
+        detector_kind: detect::FindingKind,
+        /// Index of the content item.
+        content_idx: usize,
+        /// Score, in thousandths (integers in anything recorded).
+        score_milli: u16,
+    },
+    /// The session passed flagged content earlier; elevated actions need review.
+    SessionTainted,
 }
 
 impl FindingKind {
@@ -159,6 +177,8 @@ impl FindingKind {
             FindingKind::AuthorityVerified => "authority_verified",
             FindingKind::Bulk { .. } => "bulk",
             FindingKind::EvaluationError => "evaluation_error",
+            FindingKind::Content { detector_kind, .. } => detector_kind.as_str(),
+            FindingKind::SessionTainted => "session_tainted",
         }
     }
 }
@@ -191,6 +211,9 @@ pub struct Verdict {
 pub struct Guard {
     pact: Arc<Pact>,
     canaries: CanarySet,
+    detector: Detector,
+    /// Per action (by index): whether it is elevated (see [`is_elevated`]).
+    elevated: Vec<bool>,
     session_type: EntityTypeName,
     authorizer: Authorizer,
     entities: Entities,
@@ -203,6 +226,8 @@ pub enum GuardError {
     Canary(#[from] detect::canary::CanaryError),
     #[error("cedar: {0}")]
     Cedar(String),
+    #[error("detector: {0}")]
+    Detector(#[from] detect::DetectError),
 }
 
 impl Guard {
@@ -212,9 +237,20 @@ impl Guard {
         let session_type: EntityTypeName = "Session"
             .parse()
             .map_err(|err: cedar_policy::ParseErrors| GuardError::Cedar(err.to_string()))?;
+        let action_names: Vec<String> = pact
+            .actions()
+            .iter()
+            .map(|action| action.name.clone())
+            .collect();
+        let detector = Detector::new(&DetectorConfig::default(), &action_names)?;
+        let elevated = (0..pact.actions().len())
+            .map(|idx| is_elevated(&pact, idx))
+            .collect();
         Ok(Guard {
             pact,
             canaries,
+            detector,
+            elevated,
             session_type,
             authorizer: Authorizer::new(),
             entities: Entities::empty(),
@@ -250,7 +286,19 @@ impl Outcome {
 /// and the same new state.
 pub fn decide(guard: &Guard, request: &Request, state: &mut State, now_ms: u64) -> Verdict {
     let mut counters = BTreeMap::new();
-    let mut outcome = decide_inner(guard, request, state, now_ms, &mut counters);
+    // Content is scanned whatever the verdict: injection passed along with a denied call still
+    // taints the session for the calls after it.
+    let mut content_findings = Vec::new();
+    let content = if state.halt().is_some() {
+        ContentScan::default()
+    } else {
+        scan_content(guard, request, &mut content_findings)
+    };
+    if content.injection {
+        state.taint_session(&request.session, content.reason.clone(), now_ms);
+    }
+    let mut outcome = decide_inner(guard, request, state, now_ms, &content, &mut counters);
+    outcome.findings.extend(content_findings);
     if outcome.decision == Decision::Allow {
         if let Some(action_idx) = guard.pact.action_idx(&request.action) {
             state.record_allowed(&guard.pact, action_idx, request, now_ms);
@@ -276,6 +324,7 @@ fn decide_inner(
     request: &Request,
     state: &mut State,
     now_ms: u64,
+    content: &ContentScan,
     counters_out: &mut BTreeMap<String, i64>,
 ) -> Outcome {
     let pact = &guard.pact;
@@ -605,6 +654,22 @@ fn decide_inner(
             }
         }
     }
+    let elevated = guard.elevated.get(action_idx).copied().unwrap_or(true);
+    if let Some(taint) = state.session_taint(&request.session) {
+        if elevated {
+            findings.push(Finding {
+                kind: FindingKind::SessionTainted,
+                message: format!(
+                    "session `{}` passed flagged content: {}",
+                    request.session, taint.reason
+                ),
+            });
+            review_rules.push(rule_ids::SESSION_TAINT.to_string());
+        }
+    }
+    if content.authority_claimed && elevated {
+        review_rules.push(rule_ids::AUTHORITY_CLAIM.to_string());
+    }
     if !review_rules.is_empty() {
         review_rules.sort();
         review_rules.dedup();
@@ -619,6 +684,88 @@ fn decide_inner(
         rules: satisfied,
         findings,
     }
+}
+
+/// What scanning the content passed along found.
+#[derive(Default)]
+struct ContentScan {
+    injection: bool,
+    authority_claimed: bool,
+    reason: String,
+}
+
+fn detect_source(source: ContentSource) -> detect::Source {
+    match source {
+        ContentSource::User => detect::Source::User,
+        ContentSource::Tool => detect::Source::Tool,
+        ContentSource::Document => detect::Source::Document,
+        ContentSource::Output => detect::Source::Output,
+    }
+}
+
+/// Scans each content item; findings go into the verdict with the content item they came from.
+fn scan_content(guard: &Guard, request: &Request, findings: &mut Vec<Finding>) -> ContentScan {
+    let mut out = ContentScan {
+        injection: false,
+        authority_claimed: false,
+        reason: String::new(),
+    };
+    for (content_idx, content) in request.content.iter().enumerate() {
+        let scan = guard
+            .detector
+            .scan(&content.text, detect_source(content.source));
+        if scan.authority_claimed {
+            out.authority_claimed = true;
+        }
+        // A flagged text is an injection for the session, unless all it carries is an authority
+        // claim from the user, which is a claim, not an attack.
+        let only_claims = scan
+            .findings
+            .iter()
+            .all(|finding| finding.kind == detect::FindingKind::AuthorityClaim);
+        if scan.flagged && !only_claims && !out.injection {
+            out.injection = true;
+            out.reason = format!(
+                "{} content #{content_idx} flagged ({})",
+                detect::Source::as_str(detect_source(content.source)),
+                scan.findings
+                    .first()
+                    .map(|finding| finding.reason.as_str())
+                    .unwrap_or("combined score")
+            );
+        }
+        for finding in scan.findings {
+            findings.push(Finding {
+                message: format!("content #{content_idx}: {}", finding.reason),
+                kind: FindingKind::Content {
+                    detector_kind: finding.kind,
+                    content_idx,
+                    score_milli: (finding.score.clamp(0.0, 1.0) * 1000.0).round() as u16,
+                },
+            });
+        }
+    }
+    out
+}
+
+/// Elevated actions are those a tainted session or a claimed authority must not take unreviewed:
+/// anything not fully reversible, touching personal, financial or secret data, or guarded by
+/// approval or authority in the pact.
+fn is_elevated(pact: &Pact, action_idx: usize) -> bool {
+    let Some(action) = pact.actions().get(action_idx) else {
+        return true;
+    };
+    let guarded = action
+        .rule_idxs
+        .iter()
+        .filter_map(|idx| pact.rule(*idx))
+        .any(|rule| rule.require_approval || rule.require_authority.is_some());
+    action.reversibility != Reversibility::Reversible
+        || matches!(
+            action.sensitivity,
+            Sensitivity::Personal | Sensitivity::Financial | Sensitivity::Secret
+        )
+        || guarded
 }
 
 fn describe_requirement(requirement: &pact::AuthorityRequirement) -> String {

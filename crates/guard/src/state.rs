@@ -71,9 +71,17 @@ impl Window {
     }
 }
 
+/// Why a session is tainted: it passed content flagged as injection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taint {
+    pub reason: String,
+    pub at_ms: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 struct SessionState {
     counters: HashMap<String, Window>,
+    taint: Option<Taint>,
     last_seen_ms: u64,
 }
 
@@ -195,6 +203,28 @@ impl State {
         let cutoff = last_seen.get(SESSIONS_MAX / 10).copied().unwrap_or(0);
         self.sessions
             .retain(|_, session| session.last_seen_ms > cutoff);
+    }
+
+    /// Marks a session as having passed flagged content; the first reason is kept.
+    pub fn taint_session(&mut self, session: &str, reason: String, now_ms: u64) {
+        let state = self.sessions.entry(session.to_string()).or_default();
+        state.last_seen_ms = state.last_seen_ms.max(now_ms);
+        if state.taint.is_none() {
+            state.taint = Some(Taint {
+                reason,
+                at_ms: now_ms,
+            });
+        }
+        if self.sessions.len() > SESSIONS_MAX {
+            self.evict_idle_sessions();
+        }
+    }
+
+    /// The session's taint, if it passed flagged content.
+    pub fn session_taint(&self, session: &str) -> Option<&Taint> {
+        self.sessions
+            .get(session)
+            .and_then(|state| state.taint.as_ref())
     }
 
     /// Verifies a token, from the cache when it was verified before and is still valid.

@@ -193,6 +193,14 @@ pub fn verdict_json(verdict: &Verdict) -> Value {
                     item["canary_idx"] = json!(token_idx);
                     item["encoding"] = json!(encoding.as_str());
                 }
+                FindingKind::Content {
+                    content_idx,
+                    score_milli,
+                    ..
+                } => {
+                    item["content_idx"] = json!(content_idx);
+                    item["score_milli"] = json!(score_milli);
+                }
                 FindingKind::Bulk {
                     records,
                     review_above,

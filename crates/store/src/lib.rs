@@ -146,8 +146,9 @@ pub trait Storage: Send + Sync + 'static {
     fn size(&self) -> Result<u64, StoreError>;
     /// A node read through the writer's view (used to resume the tree at open).
     fn frontier_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError>;
-    /// A perfect node: level 0 is a leaf hash.
-    fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError>;
+    /// Perfect nodes (level 0 is a leaf hash), read from one consistent view; `None` where a
+    /// node is not stored.
+    fn nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<Hash>>, StoreError>;
     /// A record's canonical bytes.
     fn record(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// The checkpoint with the largest size, with its size.
@@ -210,11 +211,60 @@ struct AppendRequest {
 
 /// An open evidence log. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Log {
+    node_cache: NodeCache,
     storage: Arc<dyn Storage>,
     signer_verifier: VerifierKey,
     queue: Option<mpsc::SyncSender<AppendRequest>>,
     writer: Option<JoinHandle<()>>,
     config: LogConfig,
+}
+
+/// Lowest tree level kept in the [`NodeCache`]: nodes there cover 256 records or more, so every
+/// proof shares them and a log of 16 M records has fewer of them than the cache has slots.
+const NODE_CACHE_LEVEL_MIN: u32 = 8;
+/// Slots in the [`NodeCache`] (64 Ki slots of 48 bytes: 3 MiB, whatever the log's size).
+const NODE_CACHE_SLOTS: usize = 64 * 1024;
+
+/// A fixed-size, direct-mapped cache of upper tree nodes. Perfect nodes never change once
+/// written, so entries never go stale; a proof then reads only its ~8 lowest nodes from
+/// storage.
+struct NodeCache {
+    slots: std::sync::Mutex<Vec<Option<(u32, u64, Hash)>>>,
+}
+
+impl NodeCache {
+    fn new() -> Self {
+        Self {
+            slots: std::sync::Mutex::new(vec![None; NODE_CACHE_SLOTS]),
+        }
+    }
+
+    fn slot(level: u32, index: u64) -> usize {
+        let key = (u64::from(level) << 58) ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (key.rotate_left(17) as usize) % NODE_CACHE_SLOTS
+    }
+
+    fn get(&self, level: u32, index: u64) -> Option<Hash> {
+        if level < NODE_CACHE_LEVEL_MIN {
+            return None;
+        }
+        let slots = self.slots.lock().ok()?;
+        match slots.get(Self::slot(level, index)) {
+            Some(Some((l, i, hash))) if *l == level && *i == index => Some(*hash),
+            _ => None,
+        }
+    }
+
+    fn put(&self, level: u32, index: u64, hash: Hash) {
+        if level < NODE_CACHE_LEVEL_MIN {
+            return;
+        }
+        if let Ok(mut slots) = self.slots.lock() {
+            if let Some(slot) = slots.get_mut(Self::slot(level, index)) {
+                *slot = Some((level, index, hash));
+            }
+        }
+    }
 }
 
 /// A checkpoint as stored: its size and signed note text.
@@ -267,6 +317,7 @@ impl Log {
                 source,
             })?;
         Ok(Self {
+            node_cache: NodeCache::new(),
             storage,
             signer_verifier,
             queue: Some(queue),
@@ -337,18 +388,48 @@ impl Log {
             .ok_or_else(|| StoreError::Corrupt(format!("record {index} is missing")))
     }
 
-    fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
-        self.storage.node(level, index)?.ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "tree node (level {level}, index {index}) is missing"
-            ))
-        })
-    }
-
+    /// Hashes of leaf ranges, reading every node they need that is not cached in one storage
+    /// call (one read transaction for SQLite, instead of one per node).
     fn range_hashes(&self, ranges: Vec<(u64, u64)>) -> Result<Vec<Hash>, StoreError> {
+        // Cache hits are copied out first: a later insert may evict them.
+        let mut known: Vec<((u32, u64), Hash)> = Vec::new();
+        let mut wanted: Vec<(u32, u64)> = Vec::new();
+        for (begin, end) in &ranges {
+            for key in merkle::perfect_pieces(*begin, *end) {
+                if known.iter().any(|(k, _)| *k == key) || wanted.contains(&key) {
+                    continue;
+                }
+                match self.node_cache.get(key.0, key.1) {
+                    Some(hash) => known.push((key, hash)),
+                    None => wanted.push(key),
+                }
+            }
+        }
+        let fetched = self.storage.nodes(&wanted)?;
+        for (key, hash) in wanted.iter().zip(fetched) {
+            let (level, index) = *key;
+            let hash = hash.ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "tree node (level {level}, index {index}) is missing"
+                ))
+            })?;
+            self.node_cache.put(level, index, hash);
+            known.push((*key, hash));
+        }
+        let mut lookup = |level: u32, index: u64| -> Result<Hash, StoreError> {
+            known
+                .iter()
+                .find(|(k, _)| *k == (level, index))
+                .map(|(_, hash)| *hash)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "tree node (level {level}, index {index}) is missing"
+                    ))
+                })
+        };
         ranges
             .into_iter()
-            .map(|(begin, end)| merkle::subtree_hash(begin, end, &mut |l, i| self.node(l, i)))
+            .map(|(begin, end)| merkle::subtree_hash(begin, end, &mut lookup))
             .collect()
     }
 
@@ -366,7 +447,14 @@ impl Log {
     /// Root of the tree of the first `size` records.
     pub fn root(&self, size: u64) -> Result<Hash, StoreError> {
         self.check_size(size)?;
-        merkle::subtree_hash(0, size, &mut |l, i| self.node(l, i))
+        if size == 0 {
+            return Ok(merkle::empty_root());
+        }
+        let hashes = self.range_hashes(vec![(0, size)])?;
+        hashes
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("no root".into()))
     }
 
     /// Inclusion proof of record `index` in the tree of `size` records.

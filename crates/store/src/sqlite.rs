@@ -200,8 +200,17 @@ impl Storage for SqliteStorage {
         read_node(&conn, level, index)
     }
 
-    fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
-        self.with_reader(|conn| read_node(conn, level, index))
+    fn nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<Hash>>, StoreError> {
+        self.with_reader(|conn| {
+            // One read transaction: one WAL read lock instead of one per node.
+            conn.execute_batch("BEGIN")?;
+            let found: Result<Vec<_>, StoreError> = wanted
+                .iter()
+                .map(|(level, index)| read_node(conn, *level, *index))
+                .collect();
+            conn.execute_batch("COMMIT")?;
+            found
+        })
     }
 
     fn record(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {

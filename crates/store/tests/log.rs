@@ -387,3 +387,33 @@ fn verify_since_still_detects_tampering_in_the_trusted_prefix() {
     let report = log.verify().unwrap();
     assert_eq!(report.problem.unwrap().index, 3);
 }
+
+#[test]
+fn proofs_through_the_node_cache_match_a_fresh_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let records: Vec<Record> = (0..3000).map(|n| record("a", n)).collect();
+    let mut tree = merkle::MemoryTree::new();
+    for chunk in records.chunks(1000) {
+        log.append(chunk.to_vec()).unwrap();
+    }
+    for r in &records {
+        tree.push_data(r.bytes());
+    }
+    let size = 3000;
+    let root = tree.root();
+    assert_eq!(log.root(size).unwrap(), root);
+    // Twice: the second pass is served partly from the cache of upper nodes.
+    for _ in 0..2 {
+        for index in (0..size).step_by(7) {
+            let proof = log.inclusion_proof(index, size).unwrap();
+            assert_eq!(proof, tree.inclusion_proof(index, size).unwrap());
+        }
+        for old in [1, 256, 257, 1024, 2047, 2999] {
+            assert_eq!(
+                log.consistency_proof(old, size).unwrap(),
+                tree.consistency_proof(old, size).unwrap()
+            );
+        }
+    }
+}
