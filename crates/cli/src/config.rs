@@ -67,6 +67,8 @@ struct FileLimits {
     text_bytes_max: Option<usize>,
     #[serde(default)]
     token_requests_per_s: Option<u32>,
+    #[serde(default)]
+    request_timeout_ms: Option<u64>,
 }
 
 /// Where a value came from.
@@ -222,6 +224,10 @@ pub fn resolve(
             .token_requests_per_s
             .or(file.limits.token_requests_per_s)
             .unwrap_or(defaults.token_requests_per_s),
+        request_timeout_ms: file
+            .limits
+            .request_timeout_ms
+            .unwrap_or(defaults.request_timeout_ms),
     };
     Ok(Effective {
         data: args
@@ -267,6 +273,7 @@ impl Effective {
                 "limits.body_bytes_max" => self.limits.body_bytes_max.to_string(),
                 "limits.args_bytes_max" => self.limits.args_bytes_max.to_string(),
                 "limits.text_bytes_max" => self.limits.text_bytes_max.to_string(),
+                "limits.request_timeout_ms" => self.limits.request_timeout_ms.to_string(),
                 _ => String::new(),
             }
         };

@@ -41,6 +41,9 @@ pub struct Limits {
     pub text_bytes_max: usize,
     /// Requests per second each token may make (a bucket of one second's worth); 0: no limit.
     pub token_requests_per_s: u32,
+    /// Longest time a request may take to answer (the event stream's body is not bounded), in
+    /// milliseconds.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -51,6 +54,7 @@ impl Default for Limits {
             args_bytes_max: 48 * 1024,
             text_bytes_max: 4 * 1024,
             token_requests_per_s: 100_000,
+            request_timeout_ms: 30_000,
         }
     }
 }

@@ -80,13 +80,28 @@ pub fn routes() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// Adds state and the cross-cutting layers: body limit and panic catching.
+/// Adds state and the cross-cutting layers: body limit, request time limit (408
+/// `request-timeout`) and panic catching. Headers are bounded by hyper (100 headers, 400 KiB).
 pub fn with_layers(routes: Router<AppState>, app: AppState) -> Router {
     let body_bytes_max = app.limits().body_bytes_max;
+    let timeout = std::time::Duration::from_millis(app.limits().request_timeout_ms);
     routes
         .with_state(app)
         .layer(DefaultBodyLimit::max(body_bytes_max))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(timed_out))
+                .layer(tower::timeout::TimeoutLayer::new(timeout)),
+        )
         .layer(CatchPanicLayer::custom(panic_response))
+}
+
+async fn timed_out(_: tower::BoxError) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request-timeout",
+        "the request took longer than request_timeout_ms",
+    )
 }
 
 /// The whole API over `app`.

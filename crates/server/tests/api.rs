@@ -1471,3 +1471,24 @@ async fn each_token_has_a_request_rate() {
     let limited = call(&app, "GET", "/v1/log/checkpoint", Some(&admin), "").await;
     assert_eq!(limited.code(), "rate-limited");
 }
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    "late"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_is_answered_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = open(
+        dir.path(),
+        Limits {
+            request_timeout_ms: 50,
+            ..Limits::default()
+        },
+    );
+    let routes = server::routes().route("/slow", get(slow));
+    let reply = call_router(server::with_layers(routes, app), "GET", "/slow", None, "").await;
+    assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(reply.code(), "request-timeout");
+}
