@@ -29,8 +29,12 @@
 //! above its own threshold (`--classifier-threshold`, default 0.9). A low classifier score never
 //! clears a built-in flag. Any failure (connection refused, timeout, non-2xx status, a body that
 //! is not one of the shapes above, a score outside `0..=1`) leaves the built-in verdict standing
-//! and is reported as `"classifier": {"error": "..."}`; it never fails the scan.
+//! and is reported as `"classifier": {"error": "..."}`; it never fails the scan. After
+//! [`FAILURES_BEFORE_PAUSE`] failures in a row the classifier is not asked for
+//! [`PAUSE_MS`] milliseconds (those texts report `"error": "skipped: ..."`), so a stream of
+//! JSON lines does not wait out a timeout per line while the server is down.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -42,6 +46,10 @@ pub const TIMEOUT_MS_DEFAULT: u64 = 200;
 pub const TIMEOUT_MS_MAX: u64 = 60_000;
 /// Default classifier score at or above which a text is flagged.
 pub const THRESHOLD_DEFAULT: f32 = 0.9;
+/// Failures in a row after which the classifier is left alone for [`PAUSE_MS`].
+pub const FAILURES_BEFORE_PAUSE: u32 = 3;
+/// How long the classifier is left alone after [`FAILURES_BEFORE_PAUSE`] failures, in ms.
+pub const PAUSE_MS: u64 = 5_000;
 /// Largest answer body read from the classifier, in bytes.
 const RESPONSE_BYTES_MAX: u64 = 64 * 1024;
 
@@ -65,6 +73,8 @@ pub struct ClassifierConfig {
 pub struct Classifier {
     agent: ureq::Agent,
     config: ClassifierConfig,
+    n_failures_in_row: Cell<u32>,
+    paused_until: Cell<Option<Instant>>,
 }
 
 /// What the classifier said about one text.
@@ -104,12 +114,30 @@ impl Classifier {
             .timeout(Duration::from_millis(config.timeout_ms))
             .redirects(0)
             .build();
-        Ok(Classifier { agent, config })
+        Ok(Classifier {
+            agent,
+            config,
+            n_failures_in_row: Cell::new(0),
+            paused_until: Cell::new(None),
+        })
     }
 
     /// Asks the server about `text`. Never fails: a failure is the answer's `score` error.
     pub fn classify(&self, text: &str, source: &str) -> ClassifierAnswer {
         let started = Instant::now();
+        if let Some(until) = self.paused_until.get() {
+            if started < until {
+                let left_ms = until.duration_since(started).as_millis();
+                return ClassifierAnswer {
+                    score: Err(format!(
+                        "skipped: the classifier failed {FAILURES_BEFORE_PAUSE} times in a row; next try in {left_ms} ms"
+                    )),
+                    label: None,
+                    latency_us: 0,
+                };
+            }
+            self.paused_until.set(None);
+        }
         let body = json!({ "text": text, "source": source, "inputs": text }).to_string();
         let result = self
             .agent
@@ -124,6 +152,17 @@ impl Classifier {
         };
         let elapsed = started.elapsed();
         let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if answer.is_ok() {
+            self.n_failures_in_row.set(0);
+        } else {
+            let n_failures = self.n_failures_in_row.get().saturating_add(1);
+            self.n_failures_in_row.set(n_failures);
+            if n_failures >= FAILURES_BEFORE_PAUSE {
+                self.n_failures_in_row.set(0);
+                self.paused_until
+                    .set(Some(Instant::now() + Duration::from_millis(PAUSE_MS)));
+            }
+        }
         match answer {
             Ok((score, label)) => ClassifierAnswer {
                 score: Ok(score),

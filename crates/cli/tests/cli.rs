@@ -1011,6 +1011,37 @@ mod detect_cli {
         };
         let url = format!("http://127.0.0.1:{port}/classify");
         assert_builtin_verdict_stands(&url, &[], "connect");
+
+        // A stream does not wait on a dead server line after line: after three failures in a
+        // row the classifier is left alone for a while, and the lines say so.
+        let input: String = (0..6)
+            .map(|id| format!("{{\"id\": {id}, \"text\": \"{ATTACK_TEXT}\"}}\n"))
+            .collect();
+        let output = pactum(
+            &["detect", "scan", "--jsonl", "--classifier-url", &url],
+            &input,
+        );
+        assert!(output.status.success());
+        let errors: Vec<String> = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let value: Value = serde_json::from_str(line).unwrap();
+                assert_eq!(value["flagged"], true);
+                value["classifier"]["error"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(errors.len(), 6);
+        assert!(
+            errors[..3]
+                .iter()
+                .all(|e| e.to_lowercase().contains("connect")),
+            "{errors:?}"
+        );
+        assert!(
+            errors[3..].iter().all(|e| e.starts_with("skipped: ")),
+            "{errors:?}"
+        );
     }
 
     #[test]
