@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask <task>`. Tidy checks live in `tests/tidy.rs`.
 
+mod crash;
 mod detect_bench;
 mod tau2;
 
@@ -9,7 +10,8 @@ fn main() -> anyhow::Result<()> {
     match task.as_str() {
         "tau2-cases" => tau2::write_cases(&workspace_root()),
         "detect-bench" => detect_bench::run(&rest),
-        _ => anyhow::bail!("unknown task `{task}`; tasks: tau2-cases, detect-bench"),
+        "crash-test" => crash::run(&rest),
+        _ => anyhow::bail!("unknown task `{task}`; tasks: tau2-cases, detect-bench, crash-test"),
     }
 }
 

@@ -64,8 +64,8 @@ fn read_input(source: &str, bytes_max: u64) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// Loads and checks a pact, printing its diagnostics when it does not check.
-pub fn load_guard(path: &Path) -> anyhow::Result<Guard> {
+/// Loads and checks a pact file; the error lists every diagnostic when it does not check.
+pub fn load_pact(path: &Path) -> anyhow::Result<pact::Pact> {
     let text = read_limited(path, pact::PACT_BYTES_MAX as u64)?;
     let checked = pact::check(&text);
     let Some(pact) = checked.pact else {
@@ -76,6 +76,12 @@ pub fn load_guard(path: &Path) -> anyhow::Result<Guard> {
             .collect();
         bail!("the pact does not check:\n{}", rendered.join("\n"));
     };
+    Ok(pact)
+}
+
+/// Loads a pact file and prepares it for deciding.
+pub fn load_guard(path: &Path) -> anyhow::Result<Guard> {
+    let pact = load_pact(path)?;
     Guard::new(Arc::new(pact)).with_context(|| format!("cannot prepare `{}`", path.display()))
 }
 

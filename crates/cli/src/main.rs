@@ -2,6 +2,7 @@
 
 mod decide_cmd;
 mod detect_cmd;
+mod ledger_cmd;
 mod output;
 mod pact_cmd;
 mod wire;
@@ -28,6 +29,11 @@ enum Command {
     Detect(detect_cmd::DetectArgs),
     /// Make canary tokens.
     Canary(detect_cmd::CanaryArgs),
+    /// The evidence log: append, get, proof, checkpoint, key, verify, export.
+    #[command(subcommand)]
+    Ledger(ledger_cmd::LedgerCommand),
+    /// Verify an exported bundle offline against the log's verifier key.
+    Verify(ledger_cmd::VerifyArgs),
     /// Measure Pactum's hot paths.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -39,6 +45,8 @@ enum BenchCommand {
     Guard(decide_cmd::GuardBenchArgs),
     /// Detector quality per public corpus (recall, false-positive rate) and speed.
     Detect(detect_cmd::BenchArgs),
+    /// Evidence log: durable appends, inclusion proofs, full verify, memory.
+    Ledger(ledger_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,11 +67,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pact(args) => Ok(pact_cmd::run(args)),
         Command::Detect(args) => detect_cmd::run_detect(args).map(|()| ExitCode::SUCCESS),
         Command::Canary(args) => detect_cmd::run_canary(args).map(|()| ExitCode::SUCCESS),
+        Command::Ledger(command) => ledger_cmd::run(command),
+        Command::Verify(args) => ledger_cmd::verify_bundle(args),
         Command::Bench(BenchCommand::Guard(args)) => {
             decide_cmd::run_guard_bench(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Detect(args)) => {
             detect_cmd::run_bench(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Ledger(args)) => {
+            ledger_cmd::bench(args).map(|()| ExitCode::SUCCESS)
         }
     }
 }

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The evidence log commands, bundles and the crash test.
+mod ledger_cli;
+
 fn pactum(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pactum"))
         .args(args)
