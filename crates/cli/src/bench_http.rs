@@ -124,7 +124,7 @@ async fn bench(args: HttpBenchArgs) -> anyhow::Result<()> {
             Arc::clone(&halt_phase),
             Arc::clone(&stopping),
         );
-        let authorization = format!("Bearer {token}");
+        let authorization = header::HeaderValue::from_str(&format!("Bearer {token}"))?;
         workers.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let stream = tokio::net::TcpStream::connect(address).await?;
@@ -138,7 +138,7 @@ async fn bench(args: HttpBenchArgs) -> anyhow::Result<()> {
                 let body = bodies.get(seq % bodies.len()).cloned().unwrap_or_default();
                 let request = Request::post("/v1/decide")
                     .header(header::HOST, "bench")
-                    .header(header::AUTHORIZATION, &authorization)
+                    .header(header::AUTHORIZATION, authorization.clone())
                     .header(header::CONTENT_TYPE, "application/json")
                     .body(Full::new(body))?;
                 let in_halt_phase = halt_phase.load(Ordering::SeqCst);

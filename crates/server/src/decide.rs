@@ -109,7 +109,8 @@ fn prepare(app: &AppState, caller: &Caller, value: &Value) -> Result<Prepared, A
 /// A decided request, not yet recorded.
 struct Decided {
     verdict: Value,
-    record: ledger::Record,
+    /// Taken out when the record is appended.
+    record: Option<ledger::Record>,
     approval: Option<ApprovalRow>,
 }
 
@@ -160,7 +161,7 @@ fn decide_prepared(app: &AppState, prepared: Prepared, now: u64) -> Result<Decid
     .map_err(ApiError::internal)?;
     Ok(Decided {
         verdict: verdict_value,
-        record,
+        record: Some(record),
         approval,
     })
 }
@@ -184,7 +185,11 @@ pub(crate) async fn decide(
     let started = Instant::now();
     let prepared = prepare(&app, &caller, &value)?;
     let mut decided = decide_prepared(&app, prepared, now_ms())?;
-    let record_idx = app.append_one(decided.record.clone()).await?;
+    let record = decided
+        .record
+        .take()
+        .ok_or_else(|| ApiError::internal("a decision without its record"))?;
+    let record_idx = app.append_one(record).await?;
     after_recorded(&app, &mut decided, record_idx)?;
     observe_latency(&app, started);
     Ok(json_response(StatusCode::OK, decided.verdict))
@@ -243,7 +248,10 @@ pub(crate) async fn decide_batch(
     for item in prepared {
         decided.push(decide_prepared(&app, item, now)?);
     }
-    let records = decided.iter().map(|item| item.record.clone()).collect();
+    let records = decided
+        .iter_mut()
+        .filter_map(|item| item.record.take())
+        .collect();
     let indexes = app.append(records).await?;
     let mut verdicts = Vec::with_capacity(decided.len());
     for (mut item, record_idx) in decided.into_iter().zip(indexes) {
