@@ -5,6 +5,8 @@ mod detect_cmd;
 mod ledger_cmd;
 mod output;
 mod pact_cmd;
+mod score_cmd;
+mod trial_cmd;
 mod wire;
 
 use std::process::ExitCode;
@@ -34,6 +36,12 @@ enum Command {
     Ledger(ledger_cmd::LedgerCommand),
     /// Verify an exported bundle offline against the log's verifier key.
     Verify(ledger_cmd::VerifyArgs),
+    /// Trials: generate boundary-probe suites from a pact; run a suite against an agent.
+    #[command(subcommand)]
+    Trial(trial_cmd::TrialCommand),
+    /// The trust score: show it, explain it from the records behind it.
+    #[command(subcommand)]
+    Score(score_cmd::ScoreCommand),
     /// Measure Pactum's hot paths.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -47,6 +55,8 @@ enum BenchCommand {
     Detect(detect_cmd::BenchArgs),
     /// Evidence log: durable appends, inclusion proofs, full verify, memory.
     Ledger(ledger_cmd::BenchArgs),
+    /// Trial harness: 1,000 cases against a local agent that answers at once, five judges each.
+    Trial(trial_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +84,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Detect(args)) => {
             detect_cmd::run_bench(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Trial(command) => trial_cmd::run(command),
+        Command::Score(command) => score_cmd::run(command),
+        Command::Bench(BenchCommand::Trial(args)) => {
+            trial_cmd::bench(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Ledger(args)) => {
             ledger_cmd::bench(args).map(|()| ExitCode::SUCCESS)
