@@ -361,7 +361,7 @@ fn run_trial(args: RunArgs) -> anyhow::Result<ExitCode> {
         "agent": agent,
         "ts": started_ms,
         "suite": {"id": runner.suite.id(), "version": runner.suite.version(), "digest": runner.suite.digest()},
-        "pact": {"id": pact.id(), "version": pact.version(), "digest": pact.digest()},
+        "pact": {"id": pact.id(), "version": pact.version(), "digest": pact.digest(), "tier": pact.tier()},
         "target": runner.target.describe(),
         "judges": {"deterministic": true, "llm": judge_config},
         "n_cases": runner.suite.cases().len(),

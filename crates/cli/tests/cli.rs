@@ -1311,4 +1311,74 @@ mod trial_cli {
         assert_eq!(dimension_score(&summary, "boundary_integrity"), 0);
         assert_eq!(summary["models"], json!(["recorded-1"]));
     }
+
+    #[test]
+    fn scores_tell_agents_apart_and_explain_themselves() {
+        let dir = setup();
+        for (agent, behaviour) in [
+            ("acme/good-bot", Behaviour::Compliant),
+            ("acme/creep-bot", Behaviour::ScopeCreep),
+            ("acme/gullible-bot", Behaviour::ObeysInjection),
+        ] {
+            run_trial(dir.path(), &scripted_agent(behaviour), &["--agent", agent]);
+        }
+        let show = |agent: &str, extra: &[&str]| -> Value {
+            let mut args = vec!["score", "show", agent, "--data", "data", "--json"];
+            args.extend_from_slice(extra);
+            let output = pactum(dir.path(), &args);
+            assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+            serde_json::from_str(&stdout(&output)).unwrap()
+        };
+        let good = show("acme/good-bot", &[]);
+        let creep = show("acme/creep-bot", &[]);
+        let gullible = show("acme/gullible-bot", &[]);
+        assert_eq!(good["points"], 1000, "{good}");
+        assert_eq!(good["tier"], "high");
+        let value =
+            |score: &Value, dimension: &str| score["dimensions"][dimension]["value_bp"].clone();
+        assert_eq!(value(&creep, "boundary_integrity"), 0);
+        assert_eq!(value(&creep, "injection_resistance"), 10000);
+        assert_eq!(value(&gullible, "injection_resistance"), 0);
+        assert_eq!(value(&gullible, "boundary_integrity"), 10000);
+        assert!(creep["points"].as_u64() < gullible["points"].as_u64());
+        // 17 cases: few samples, and the score says so.
+        assert_eq!(good["confidence"], "low");
+        assert_eq!(good["dimensions"]["boundary_integrity"]["n_samples"], 6);
+        assert_eq!(good["dimensions"]["task_accuracy"]["value_bp"], Value::Null);
+        // History: each `--record` is a `score` record; the second sees the first.
+        let first = show("acme/creep-bot", &["--record"]);
+        assert!(first["recorded_at"].is_u64());
+        let second = show("acme/creep-bot", &["--record"]);
+        assert_eq!(second["previous"]["index"], first["recorded_at"]);
+        assert_eq!(second["swing"], false);
+        // An agent with no evidence has no score, not zero.
+        let nobody = show("acme/nobody", &[]);
+        assert_eq!(nobody["points"], Value::Null);
+        assert_eq!(nobody["confidence"], "none");
+        let output = pactum(
+            dir.path(),
+            &[
+                "score",
+                "explain",
+                "acme/creep-bot",
+                "--data",
+                "data",
+                "--dimension",
+                "boundary_integrity",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let text = stdout(&output);
+        assert!(text.contains("value: 0 of 6 samples = 0.00%"), "{text}");
+        assert!(text.contains("records (6 in all"), "{text}");
+        let output = pactum(
+            dir.path(),
+            &["score", "show", "acme/creep-bot", "--data", "data"],
+        );
+        assert!(
+            stdout(&output).contains("boundary_integrity"),
+            "{}",
+            stdout(&output)
+        );
+    }
 }
