@@ -293,6 +293,9 @@ fn install_sigint() {
 }
 
 fn run_trial(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // First, so that a Ctrl-C at any point leaves an incomplete trial, never a killed process
+    // with a started trial and no summary.
+    install_sigint();
     let suite = load_suite(&args.suite)?;
     let pact = Arc::new(load_pact(&args.pact)?);
     let target = Target::parse(&args.target)?;
@@ -373,7 +376,6 @@ fn run_trial(args: RunArgs) -> anyhow::Result<ExitCode> {
         .first()
         .copied()
         .context("the log acknowledged no index")?;
-    install_sigint();
     let n_cases = runner.suite.cases().len();
     let progress = indicatif::ProgressBar::with_draw_target(
         Some(n_cases as u64),

@@ -1381,4 +1381,60 @@ mod trial_cli {
             stdout(&output)
         );
     }
+
+    #[test]
+    fn ctrl_c_records_the_trial_as_incomplete() {
+        let dir = setup();
+        let n_requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = n_requests.clone();
+        let addr = serve(move |request| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            (200, agent_answer(Behaviour::Compliant, request).to_string())
+        });
+        let child = Command::new(env!("CARGO_BIN_EXE_pactum"))
+            .args([
+                "trial",
+                "run",
+                "--suite",
+                "suite.json",
+                "--pact",
+                "pact.yaml",
+                "--target",
+                &format!("webhook:http://{addr}/agent"),
+                "--data",
+                "data",
+                "--json",
+                "--concurrency",
+                "1",
+            ])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Interrupt once the trial is under way (a few cases answered).
+        let waited = std::time::Instant::now();
+        while n_requests.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+            assert!(waited.elapsed().as_secs() < 60, "the trial never started");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(summary["complete"], false);
+        assert_eq!(summary["interrupted"], true);
+        let n_run = summary["n_run"].as_u64().unwrap();
+        assert!(n_run > 0 && n_run < 17, "{summary}");
+        assert!(stderr(&output).contains("recorded as incomplete"));
+        // The cases that ran are evidence too.
+        let records = records(dir.path());
+        let n_cases = records.iter().filter(|r| r["kind"] == "trial_case").count() as u64;
+        assert_eq!(n_cases, n_run);
+    }
 }
