@@ -11,6 +11,10 @@ use serde_json::{json, Value};
 
 #[path = "detect_bench.rs"]
 mod bench;
+#[path = "classifier.rs"]
+pub mod classifier;
+
+use classifier::{Classifier, ClassifierConfig};
 
 /// Largest text scanned by default, in bytes (one document or one JSON line's `text`).
 pub const TEXT_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
@@ -58,6 +62,18 @@ struct ScanArgs {
     /// Largest text accepted, in bytes; a larger text (or JSON line) is an error, never truncated.
     #[arg(long, default_value_t = TEXT_BYTES_MAX_DEFAULT)]
     text_bytes_max: usize,
+    /// An external classifier (`http://...`) asked about every text; its score flags a text at
+    /// or above `--classifier-threshold`, and when it fails the built-in verdict stands. Off
+    /// unless given. Protocol: POST `{"text", "source"}`, answer `{"score": 0..1}` or
+    /// `[{"label": "INJECTION"|"SAFE", "score": x}]`.
+    #[arg(long, env = "PACTUM_CLASSIFIER_URL", value_name = "URL")]
+    classifier_url: Option<String>,
+    /// Time allowed for one classifier request, in milliseconds.
+    #[arg(long, default_value_t = classifier::TIMEOUT_MS_DEFAULT, value_name = "MS")]
+    classifier_timeout_ms: u64,
+    /// Classifier score at or above which a text is flagged (0..=1).
+    #[arg(long, default_value_t = classifier::THRESHOLD_DEFAULT, value_name = "SCORE")]
+    classifier_threshold: f32,
     /// Input file; `-` or nothing reads stdin.
     input: Option<PathBuf>,
 }
@@ -159,6 +175,18 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
     }
     let canaries = CanarySet::new(&canary_tokens)?;
     let detector = Detector::new(&config, &actions)?.with_canaries(canaries);
+    let classifier = match args.classifier_url.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(url) => Some(Classifier::new(ClassifierConfig {
+            url: url.to_string(),
+            timeout_ms: args.classifier_timeout_ms,
+            threshold: args.classifier_threshold,
+        })?),
+    };
+    let scanner = Scanner {
+        detector: &detector,
+        classifier: classifier.as_ref(),
+    };
     let reader: Box<dyn Read> = match &args.input {
         None => Box::new(std::io::stdin().lock()),
         Some(path) if path.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
@@ -170,13 +198,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if args.jsonl {
-        scan_jsonl(
-            &detector,
-            args.source,
-            args.text_bytes_max,
-            reader,
-            &mut out,
-        )?;
+        scan_jsonl(&scanner, args.source, args.text_bytes_max, reader, &mut out)?;
     } else {
         let mut text = Vec::new();
         reader
@@ -190,8 +212,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
             );
         }
         let text = String::from_utf8(text).context("input is not UTF-8")?;
-        let scan = detector.scan(&text, args.source);
-        let value = scan_json(&scan, args.source, &text, None);
+        let value = scanner.scan_json(&text, args.source, None);
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
     }
@@ -201,7 +222,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
 
 /// Streams JSON lines: one bounded line in memory at a time, results in input order.
 fn scan_jsonl(
-    detector: &Detector,
+    scanner: &Scanner,
     default_source: Source,
     text_bytes_max: usize,
     reader: impl Read,
@@ -250,14 +271,36 @@ fn scan_jsonl(
             })?,
             Some(_) => bail!("line {line_no}: field `source` must be a string"),
         };
-        let scan = detector.scan(text, source);
-        let value = scan_json(&scan, source, text, object.get("id"));
+        let value = scanner.scan_json(text, source, object.get("id"));
         serde_json::to_writer(&mut *out, &value)?;
         writeln!(out)?;
         // Each answer leaves as soon as it is ready, so a caller can feed lines one at a time.
         out.flush()?;
     }
     Ok(())
+}
+
+/// The built-in detector and, when configured, the external classifier.
+struct Scanner<'a> {
+    detector: &'a Detector,
+    classifier: Option<&'a Classifier>,
+}
+
+impl Scanner<'_> {
+    /// Scans one text and renders the result. The built-in verdict comes first; the classifier
+    /// can add a flag, never remove one, and its failures are reported, not raised.
+    fn scan_json(&self, text: &str, source: Source, id: Option<&Value>) -> Value {
+        let scan = self.detector.scan(text, source);
+        let mut value = scan_json(&scan, source, text, id);
+        if let (Some(classifier), Some(object)) = (self.classifier, value.as_object_mut()) {
+            let answer = classifier.classify(text, source.as_str());
+            if classifier.flags(&answer) {
+                object.insert("flagged".to_string(), Value::Bool(true));
+            }
+            object.insert("classifier".to_string(), classifier.answer_json(&answer));
+        }
+        value
+    }
 }
 
 fn scan_json(scan: &Scan, source: Source, text: &str, id: Option<&Value>) -> Value {
