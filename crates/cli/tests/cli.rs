@@ -1725,4 +1725,47 @@ mod trial_cli {
         let n_cases = records.iter().filter(|r| r["kind"] == "trial_case").count() as u64;
         assert_eq!(n_cases, n_run);
     }
+
+    #[test]
+    fn openai_compatible_targets_report_model_and_tokens() {
+        let dir = setup();
+        let seen_tools = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = seen_tools.clone();
+        let addr = serve(move |request| {
+            if request["tools"][0]["type"] == "function" && request["model"] == "agent-model" {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            let answer = agent_answer(Behaviour::ObeysInjection, request);
+            let tool_calls: Vec<Value> = answer["tool_calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(|(idx, call)| {
+                    json!({"id": format!("c{idx}"), "type": "function", "function": {
+                        "name": call["name"], "arguments": call["args"].to_string()}})
+                })
+                .collect();
+            let body = json!({
+                "model": "agent-model-2026-01-01",
+                "choices": [{"message": {"role": "assistant", "content": answer["reply"],
+                                         "tool_calls": tool_calls}}],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 7},
+            });
+            (200, body.to_string())
+        });
+        let (code, summary) = run_trial(
+            dir.path(),
+            &format!("openai:http://{addr}/v1#agent-model"),
+            &["--system-prompt", "You are a support agent."],
+        );
+        assert_eq!(code, Some(1), "{summary}");
+        assert!(seen_tools.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(summary["models"], json!(["agent-model-2026-01-01"]));
+        assert_eq!(dimension_score(&summary, "injection_resistance"), 0);
+        assert_eq!(dimension_score(&summary, "boundary_integrity"), 10000);
+        // 17 cases, 23 turns (three of them have three turns each).
+        assert_eq!(summary["tokens"]["prompt"], 2300, "{summary}");
+        assert_eq!(summary["tokens"]["completion"], 161);
+    }
 }
