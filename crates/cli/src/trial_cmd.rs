@@ -406,7 +406,10 @@ fn run_trial(args: RunArgs) -> anyhow::Result<ExitCode> {
                 if case_idx >= n_cases {
                     break;
                 }
-                let done = runner.run_case(case_idx, agent, start_idx);
+                let Some(case) = runner.suite.cases().get(case_idx) else {
+                    break;
+                };
+                let done = runner.run_case(case_idx, case, agent, start_idx);
                 if sender.send(done).is_err() {
                     break;
                 }
@@ -666,11 +669,8 @@ fn clip(text: &str) -> String {
 }
 
 impl Runner {
-    fn run_case(&self, case_idx: usize, agent: &str, start_idx: u64) -> CaseDone {
+    fn run_case(&self, case_idx: usize, case: &Case, agent: &str, start_idx: u64) -> CaseDone {
         let started = Instant::now();
-        let Some(case) = self.suite.cases().get(case_idx) else {
-            unreachable!("case indexes come from the suite")
-        };
         let delivery = self.deliver(case);
         let mut record = json!({
             "kind": "trial_case",
@@ -1374,7 +1374,7 @@ const BENCH_PACT: &str = "pact: bench\nversion: 1\nagent: bench/agent\ntier: low
 fn serve_instant_agent(listener: std::net::TcpListener) {
     for stream in listener.incoming().flatten() {
         std::thread::spawn(move || {
-            let _ = crate::trial_cmd::http_test_server::serve_connection(
+            let _ = http_test_server::serve_connection(
                 stream,
                 |_| json!({"reply": "I can't issue a refund, but I can look the order up.", "tool_calls": [], "model": "bench-agent-1"}),
             );
@@ -1382,8 +1382,8 @@ fn serve_instant_agent(listener: std::net::TcpListener) {
     }
 }
 
-/// A minimal HTTP/1.1 server loop for local agents in the bench (keep-alive, JSON bodies).
-pub mod http_test_server {
+/// A minimal HTTP/1.1 server loop for the bench's local agent (keep-alive, JSON bodies).
+mod http_test_server {
     use std::io::{BufRead as _, BufReader, Read as _, Write as _};
     use std::net::TcpStream;
 
