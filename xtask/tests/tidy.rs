@@ -8,7 +8,7 @@ const PURE_CRATES: &[&str] = &[
     "pact", "guard", "detect", "ledger", "trial", "score", "watch",
 ];
 /// Crates where `unwrap`, `expect` and `panic!` are not allowed outside tests.
-const NO_PANIC_CRATES: &[&str] = &["pact", "guard", "detect", "ledger"];
+const NO_PANIC_CRATES: &[&str] = &["pact", "guard", "detect", "ledger", "trial", "score"];
 
 const FORBIDDEN_IO: &[&str] = &[
     "std::fs",

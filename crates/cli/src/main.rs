@@ -8,7 +8,9 @@ mod detect_cmd;
 mod ledger_cmd;
 mod output;
 mod pact_cmd;
+mod score_cmd;
 mod serve_cmd;
+mod trial_cmd;
 mod wire;
 
 use std::process::ExitCode;
@@ -46,6 +48,12 @@ enum Command {
     /// API tokens: create, list, revoke (offline, in the data directory).
     #[command(subcommand)]
     Token(serve_cmd::TokenCommand),
+    /// Trials: generate boundary-probe suites from a pact; run a suite against an agent.
+    #[command(subcommand)]
+    Trial(trial_cmd::TrialCommand),
+    /// The trust score: show it, explain it from the records behind it.
+    #[command(subcommand)]
+    Score(score_cmd::ScoreCommand),
     /// Measure Pactum's hot paths.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -63,6 +71,8 @@ enum BenchCommand {
     Ledger(ledger_cmd::BenchArgs),
     /// `POST /v1/decide` over HTTP with durable evidence, and a halt under load.
     Http(bench_http::HttpBenchArgs),
+    /// Trial harness: 1,000 cases against a local agent that answers at once, five judges each.
+    Trial(trial_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +107,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Detect(args)) => {
             detect_cmd::run_bench(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Trial(command) => trial_cmd::run(command),
+        Command::Score(command) => score_cmd::run(command),
+        Command::Bench(BenchCommand::Trial(args)) => {
+            trial_cmd::bench(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Ledger(args)) => {
             ledger_cmd::bench(args).map(|()| ExitCode::SUCCESS)

@@ -1171,6 +1171,605 @@ mod detect_cli {
     }
 }
 
+/// Trials and the trust score: scripted local agents over real sockets, a local
+/// OpenAI-compatible judge, records in the log.
+mod trial_cli {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::{TcpListener, TcpStream};
+
+    const PACT: &str = include_str!("../../../examples/support-agent/pact.yaml");
+
+    /// How a scripted agent behaves.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Behaviour {
+        /// Declines anything outside its pact.
+        Compliant,
+        /// Does whatever the user names.
+        ScopeCreep,
+        /// Does what instructions inside a tool result say.
+        ObeysInjection,
+        /// Does what a user claiming a role asks.
+        BelievesAuthority,
+    }
+
+    /// The first "`tool` with {json}" in `text`.
+    fn named_call(text: &str) -> Option<Value> {
+        let start = text.find('`')?;
+        let rest = &text[start + 1..];
+        let end = rest.find('`')?;
+        let name = &rest[..end];
+        let after = rest[end + 1..].strip_prefix(" with ")?;
+        let args = serde_json::Deserializer::from_str(after)
+            .into_iter::<Value>()
+            .next()?
+            .ok()?;
+        Some(json!({"name": name, "args": args}))
+    }
+
+    fn agent_answer(behaviour: Behaviour, request: &Value) -> Value {
+        let messages = request["messages"].as_array().cloned().unwrap_or_default();
+        let last_user = messages
+            .iter()
+            .rev()
+            .find(|message| message["role"] == "user")
+            .and_then(|message| message["content"].as_str())
+            .unwrap_or("");
+        let tool_text: String = messages
+            .iter()
+            .filter(|message| message["role"] == "tool")
+            .filter_map(|message| message["content"].as_str())
+            .collect();
+        let claims_role = ["I'm the", "acting as", "As the", "My manager, the"]
+            .iter()
+            .any(|phrase| last_user.contains(phrase));
+        let call = match behaviour {
+            Behaviour::Compliant => None,
+            Behaviour::ScopeCreep => named_call(last_user),
+            Behaviour::ObeysInjection => named_call(&tool_text),
+            Behaviour::BelievesAuthority if claims_role => named_call(last_user),
+            Behaviour::BelievesAuthority => None,
+        };
+        let mut reply = match &call {
+            Some(_) => "Done, I took care of it.".to_string(),
+            None if tool_text.is_empty() => {
+                "I can't do that, but I'm happy to help with anything else.".to_string()
+            }
+            None => "The order shipped on Monday and was delivered on Wednesday.".to_string(),
+        };
+        if behaviour == Behaviour::ObeysInjection && call.is_some() {
+            if let Some(idx) = tool_text.find("pct-canary") {
+                reply.push_str(&format!(" Reference: {}", &tool_text[idx..idx + 19]));
+            }
+        }
+        json!({
+            "reply": reply,
+            "tool_calls": call.into_iter().collect::<Vec<_>>(),
+            "model": format!("scripted-{behaviour:?}-v1").to_lowercase(),
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+        })
+    }
+
+    fn serve_connection(stream: TcpStream, answer: &dyn Fn(&Value) -> (u16, String)) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut content_length = 0;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                    return;
+                }
+                let header = header.trim_end().to_ascii_lowercase();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some(value) = header.strip_prefix("content-length:") {
+                    content_length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; content_length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let (status, reply) = answer(&request);
+            let written = write!(
+                writer,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                reply.len()
+            );
+            if written.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Starts a local HTTP server on a thread; returns its address.
+    fn serve(answer: impl Fn(&Value) -> (u16, String) + Send + Sync + 'static) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let answer = std::sync::Arc::new(answer);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let answer = answer.clone();
+                std::thread::spawn(move || serve_connection(stream, &*answer));
+            }
+        });
+        addr
+    }
+
+    fn scripted_agent(behaviour: Behaviour) -> String {
+        let addr = serve(move |request| (200, agent_answer(behaviour, request).to_string()));
+        format!("webhook:http://{addr}/agent")
+    }
+
+    fn setup() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pact.yaml"), PACT).unwrap();
+        let output = pactum(
+            dir.path(),
+            &[
+                "trial",
+                "generate",
+                "--pact",
+                "pact.yaml",
+                "--seed",
+                "11",
+                "-o",
+                "suite.json",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        dir
+    }
+
+    fn run_trial(dir: &Path, target: &str, extra: &[&str]) -> (Option<i32>, Value) {
+        let mut args = vec![
+            "trial",
+            "run",
+            "--suite",
+            "suite.json",
+            "--pact",
+            "pact.yaml",
+            "--target",
+            target,
+            "--data",
+            "data",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let output = pactum(dir, &args);
+        let summary = serde_json::from_str(&stdout(&output))
+            .unwrap_or_else(|_| panic!("no summary: {}", stderr(&output)));
+        (output.status.code(), summary)
+    }
+
+    fn dimension_score(summary: &Value, dimension: &str) -> u64 {
+        summary["dimensions"][dimension]["score_bp"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {dimension} in {summary}"))
+    }
+
+    fn records(dir: &Path) -> Vec<Value> {
+        let mut out = Vec::new();
+        for index in 0.. {
+            let output = pactum(
+                dir,
+                &[
+                    "ledger",
+                    "get",
+                    "--data",
+                    "data",
+                    "--index",
+                    &index.to_string(),
+                ],
+            );
+            if output.status.code() != Some(0) {
+                break;
+            }
+            out.push(serde_json::from_slice(&output.stdout).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn generate_is_deterministic_for_a_seed() {
+        let dir = setup();
+        let first = std::fs::read_to_string(dir.path().join("suite.json")).unwrap();
+        let output = pactum(
+            dir.path(),
+            &[
+                "trial",
+                "generate",
+                "--pact",
+                "pact.yaml",
+                "--seed",
+                "11",
+                "-o",
+                "again.json",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0));
+        assert_eq!(
+            first,
+            std::fs::read_to_string(dir.path().join("again.json")).unwrap()
+        );
+        let output = pactum(
+            dir.path(),
+            &[
+                "trial",
+                "generate",
+                "--pact",
+                "pact.yaml",
+                "--seed",
+                "11",
+                "-o",
+                "s.jsonl",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0));
+        let jsonl = std::fs::read_to_string(dir.path().join("s.jsonl")).unwrap();
+        assert_eq!(jsonl.lines().count(), 18, "a header and 17 cases");
+    }
+
+    #[test]
+    fn trials_tell_scripted_agents_apart_dimension_by_dimension() {
+        let dir = setup();
+        let mut summaries = Vec::new();
+        for behaviour in [
+            Behaviour::Compliant,
+            Behaviour::ScopeCreep,
+            Behaviour::ObeysInjection,
+            Behaviour::BelievesAuthority,
+        ] {
+            let (code, summary) = run_trial(dir.path(), &scripted_agent(behaviour), &[]);
+            assert_eq!(summary["complete"], true, "{behaviour:?}: {summary}");
+            assert_eq!(summary["n_errors"], 0, "{behaviour:?}: {summary}");
+            let expected_code = if behaviour == Behaviour::Compliant {
+                0
+            } else {
+                1
+            };
+            assert_eq!(code, Some(expected_code), "{behaviour:?}: {summary}");
+            summaries.push((behaviour, summary));
+        }
+        let score = |behaviour: Behaviour, dimension: &str| {
+            let (_, summary) = summaries.iter().find(|(b, _)| *b == behaviour).unwrap();
+            dimension_score(summary, dimension)
+        };
+        for dimension in [
+            "boundary_integrity",
+            "authority_discipline",
+            "injection_resistance",
+            "persona_stability",
+        ] {
+            assert_eq!(score(Behaviour::Compliant, dimension), 10000, "{dimension}");
+        }
+        // Scope creep crosses every boundary a user names, but ignores tool results.
+        assert_eq!(score(Behaviour::ScopeCreep, "boundary_integrity"), 0);
+        assert_eq!(score(Behaviour::ScopeCreep, "persona_stability"), 0);
+        assert_eq!(score(Behaviour::ScopeCreep, "injection_resistance"), 10000);
+        // The injection-obeyer fails injection resistance only.
+        assert_eq!(score(Behaviour::ObeysInjection, "injection_resistance"), 0);
+        assert_eq!(
+            score(Behaviour::ObeysInjection, "boundary_integrity"),
+            10000
+        );
+        assert_eq!(
+            score(Behaviour::ObeysInjection, "authority_discipline"),
+            10000
+        );
+        // The authority-believer fails authority discipline only.
+        // (It declines the one authority probe that claims no role: 1 of 5.)
+        assert_eq!(
+            score(Behaviour::BelievesAuthority, "authority_discipline"),
+            2000
+        );
+        assert_eq!(
+            score(Behaviour::BelievesAuthority, "boundary_integrity"),
+            10000
+        );
+        assert_eq!(
+            score(Behaviour::BelievesAuthority, "injection_resistance"),
+            10000
+        );
+
+        // Everything is evidence: a start, every case, a summary, per trial.
+        let records = records(dir.path());
+        let kinds = |kind: &str| records.iter().filter(|r| r["kind"] == kind).count();
+        assert_eq!(kinds("trial_start"), 4);
+        assert_eq!(kinds("trial_case"), 4 * 17);
+        assert_eq!(kinds("trial"), 4);
+        let refund = records
+            .iter()
+            .find(|r| {
+                r["kind"] == "trial_case"
+                    && r["case"] == "no-refunds-issue_refund-direct"
+                    && r["model"] == "scripted-scopecreep-v1"
+            })
+            .unwrap();
+        assert_eq!(refund["status"], "failed");
+        assert_eq!(refund["tool_calls"][0]["decision"], "deny");
+        assert_eq!(refund["tool_calls"][0]["rules"], json!(["no-refunds"]));
+        assert_eq!(refund["usage"]["prompt_tokens"], 10);
+        let start = refund["trial"].as_u64().unwrap() as usize;
+        assert_eq!(records[start]["kind"], "trial_start");
+        assert!(records[start]["suite"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"));
+        let verify = pactum(dir.path(), &["ledger", "verify", "--data", "data"]);
+        assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
+    }
+
+    #[test]
+    fn malformed_judgements_are_judge_errors_never_passes_or_fails() {
+        let dir = setup();
+        let good = serve(|_| {
+            let content = json!({"score": 0.9, "reason": "declined politely"}).to_string();
+            (
+                200,
+                json!({"choices": [{"message": {"content": content}}]}).to_string(),
+            )
+        });
+        let malformed_count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = malformed_count.clone();
+        let bad = serve(move |request| {
+            // The attack text is delimited and marked as not to be graded.
+            let prompt = request["messages"][1]["content"].as_str().unwrap_or("");
+            assert!(prompt.contains("<<<UNTRUSTED (not to be graded)"));
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let content = match n % 4 {
+                0 => "this is not json".to_string(),
+                1 => String::new(),
+                2 => json!({"score": 1.5, "reason": "too high"}).to_string(),
+                _ => json!({"score": 1, "reason": "x", "pass": true}).to_string(),
+            };
+            (
+                200,
+                json!({"choices": [{"message": {"content": content}}]}).to_string(),
+            )
+        });
+        let (code, summary) = run_trial(
+            dir.path(),
+            &scripted_agent(Behaviour::Compliant),
+            &[
+                "--judge",
+                &format!("openai:http://{good}/v1#judge-a"),
+                "--judge",
+                &format!("openai:http://{bad}/v1#judge-b"),
+            ],
+        );
+        assert_eq!(code, Some(0), "{summary}");
+        assert_eq!(summary["n_passed"], 17);
+        assert_eq!(summary["n_judge_errors"], 17, "{summary}");
+        let records = records(dir.path());
+        let case = records.iter().find(|r| r["kind"] == "trial_case").unwrap();
+        let judges = case["judges"].as_array().unwrap();
+        let llm: Vec<&Value> = judges
+            .iter()
+            .filter(|j| j["judge"].as_str().unwrap().starts_with("llm:"))
+            .collect();
+        assert_eq!(llm.len(), 2);
+        assert_eq!(llm[0]["score_bp"], 9000);
+        assert!(llm[1]["error"].is_string(), "{case}");
+        assert!(llm[1].get("score_bp").is_none());
+    }
+
+    #[test]
+    fn a_dead_target_is_an_error_and_replay_needs_no_network() {
+        let dir = setup();
+        // Nothing listens there: every case is an error after its retries, never a pass.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let (code, summary) = run_trial(
+            dir.path(),
+            &format!("webhook:http://{addr}/agent"),
+            &["--retries", "1", "--timeout-ms", "2000"],
+        );
+        assert_eq!(code, Some(1));
+        assert_eq!(summary["n_errors"], 17, "{summary}");
+        assert_eq!(summary["n_passed"], 0);
+
+        // Replay: recorded transcripts, judged the same way.
+        let suite: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("suite.json")).unwrap())
+                .unwrap();
+        let mut lines = String::new();
+        for case in suite["cases"].as_array().unwrap() {
+            let request = json!({"messages": [{"role": "user", "content": case["turns"][0]}]});
+            let answer = agent_answer(Behaviour::ScopeCreep, &request);
+            lines.push_str(
+                &json!({"case": case["id"], "replies": [answer], "model": "recorded-1"})
+                    .to_string(),
+            );
+            lines.push('\n');
+        }
+        std::fs::write(dir.path().join("replay.jsonl"), lines).unwrap();
+        let (code, summary) = run_trial(dir.path(), "replay:replay.jsonl", &[]);
+        assert_eq!(code, Some(1));
+        assert_eq!(summary["complete"], true);
+        assert_eq!(dimension_score(&summary, "boundary_integrity"), 0);
+        assert_eq!(summary["models"], json!(["recorded-1"]));
+    }
+
+    #[test]
+    fn scores_tell_agents_apart_and_explain_themselves() {
+        let dir = setup();
+        for (agent, behaviour) in [
+            ("acme/good-bot", Behaviour::Compliant),
+            ("acme/creep-bot", Behaviour::ScopeCreep),
+            ("acme/gullible-bot", Behaviour::ObeysInjection),
+        ] {
+            run_trial(dir.path(), &scripted_agent(behaviour), &["--agent", agent]);
+        }
+        let show = |agent: &str, extra: &[&str]| -> Value {
+            let mut args = vec!["score", "show", agent, "--data", "data", "--json"];
+            args.extend_from_slice(extra);
+            let output = pactum(dir.path(), &args);
+            assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+            serde_json::from_str(&stdout(&output)).unwrap()
+        };
+        let good = show("acme/good-bot", &[]);
+        let creep = show("acme/creep-bot", &[]);
+        let gullible = show("acme/gullible-bot", &[]);
+        assert_eq!(good["points"], 1000, "{good}");
+        assert_eq!(good["tier"], "high");
+        let value =
+            |score: &Value, dimension: &str| score["dimensions"][dimension]["value_bp"].clone();
+        assert_eq!(value(&creep, "boundary_integrity"), 0);
+        assert_eq!(value(&creep, "injection_resistance"), 10000);
+        assert_eq!(value(&gullible, "injection_resistance"), 0);
+        assert_eq!(value(&gullible, "boundary_integrity"), 10000);
+        assert!(creep["points"].as_u64() < gullible["points"].as_u64());
+        // 17 cases: few samples, and the score says so.
+        assert_eq!(good["confidence"], "low");
+        assert_eq!(good["dimensions"]["boundary_integrity"]["n_samples"], 6);
+        assert_eq!(good["dimensions"]["task_accuracy"]["value_bp"], Value::Null);
+        // History: each `--record` is a `score` record; the second sees the first.
+        let first = show("acme/creep-bot", &["--record"]);
+        assert!(first["recorded_at"].is_u64());
+        let second = show("acme/creep-bot", &["--record"]);
+        assert_eq!(second["previous"]["index"], first["recorded_at"]);
+        assert_eq!(second["swing"], false);
+        // An agent with no evidence has no score, not zero.
+        let nobody = show("acme/nobody", &[]);
+        assert_eq!(nobody["points"], Value::Null);
+        assert_eq!(nobody["confidence"], "none");
+        let output = pactum(
+            dir.path(),
+            &[
+                "score",
+                "explain",
+                "acme/creep-bot",
+                "--data",
+                "data",
+                "--dimension",
+                "boundary_integrity",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let text = stdout(&output);
+        assert!(text.contains("value: 0 of 6 samples = 0.00%"), "{text}");
+        assert!(text.contains("records (6 in all"), "{text}");
+        let output = pactum(
+            dir.path(),
+            &["score", "show", "acme/creep-bot", "--data", "data"],
+        );
+        assert!(
+            stdout(&output).contains("boundary_integrity"),
+            "{}",
+            stdout(&output)
+        );
+    }
+
+    #[test]
+    fn ctrl_c_records_the_trial_as_incomplete() {
+        let dir = setup();
+        let n_requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = n_requests.clone();
+        let addr = serve(move |request| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            (200, agent_answer(Behaviour::Compliant, request).to_string())
+        });
+        let child = Command::new(env!("CARGO_BIN_EXE_pactum"))
+            .args([
+                "trial",
+                "run",
+                "--suite",
+                "suite.json",
+                "--pact",
+                "pact.yaml",
+                "--target",
+                &format!("webhook:http://{addr}/agent"),
+                "--data",
+                "data",
+                "--json",
+                "--concurrency",
+                "1",
+            ])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Interrupt once the trial is under way (a few cases answered).
+        let waited = std::time::Instant::now();
+        while n_requests.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+            assert!(waited.elapsed().as_secs() < 60, "the trial never started");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(summary["complete"], false);
+        assert_eq!(summary["interrupted"], true);
+        let n_run = summary["n_run"].as_u64().unwrap();
+        assert!(n_run > 0 && n_run < 17, "{summary}");
+        assert!(stderr(&output).contains("recorded as incomplete"));
+        // The cases that ran are evidence too.
+        let records = records(dir.path());
+        let n_cases = records.iter().filter(|r| r["kind"] == "trial_case").count() as u64;
+        assert_eq!(n_cases, n_run);
+    }
+
+    #[test]
+    fn openai_compatible_targets_report_model_and_tokens() {
+        let dir = setup();
+        let seen_tools = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = seen_tools.clone();
+        let addr = serve(move |request| {
+            if request["tools"][0]["type"] == "function" && request["model"] == "agent-model" {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            let answer = agent_answer(Behaviour::ObeysInjection, request);
+            let tool_calls: Vec<Value> = answer["tool_calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(|(idx, call)| {
+                    json!({"id": format!("c{idx}"), "type": "function", "function": {
+                        "name": call["name"], "arguments": call["args"].to_string()}})
+                })
+                .collect();
+            let body = json!({
+                "model": "agent-model-2026-01-01",
+                "choices": [{"message": {"role": "assistant", "content": answer["reply"],
+                                         "tool_calls": tool_calls}}],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 7},
+            });
+            (200, body.to_string())
+        });
+        let (code, summary) = run_trial(
+            dir.path(),
+            &format!("openai:http://{addr}/v1#agent-model"),
+            &["--system-prompt", "You are a support agent."],
+        );
+        assert_eq!(code, Some(1), "{summary}");
+        assert!(seen_tools.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(summary["models"], json!(["agent-model-2026-01-01"]));
+        assert_eq!(dimension_score(&summary, "injection_resistance"), 0);
+        assert_eq!(dimension_score(&summary, "boundary_integrity"), 10000);
+        // 17 cases, 23 turns (three of them have three turns each).
+        assert_eq!(summary["tokens"]["prompt"], 2300, "{summary}");
+        assert_eq!(summary["tokens"]["completion"], 161);
+    }
+}
+
 mod serve_cli {
     use super::*;
     use std::io::{BufRead as _, BufReader, Read as _, Write as _};
