@@ -138,6 +138,8 @@ pub enum FindingKind {
     },
     UnknownAction,
     InvalidArgs,
+    /// The agent is halted.
+    Halted,
     Restricted,
     /// A permit needs verified authority that the request does not carry.
     AuthorityMissing,
@@ -171,6 +173,7 @@ impl FindingKind {
             FindingKind::Canary { .. } => "canary",
             FindingKind::UnknownAction => "unknown_action",
             FindingKind::InvalidArgs => "invalid_args",
+            FindingKind::Halted => "halted",
             FindingKind::Restricted => "restricted",
             FindingKind::AuthorityMissing => "authority_missing",
             FindingKind::AuthorityInvalid => "authority_invalid",
@@ -333,7 +336,7 @@ fn decide_inner(
             decision: Decision::Halted,
             rules: vec![rule_ids::HALTED.to_string()],
             findings: vec![Finding {
-                kind: FindingKind::Restricted,
+                kind: FindingKind::Halted,
                 message: format!("agent is halted: {}", halt.reason),
             }],
         };

@@ -406,6 +406,7 @@ fn halt_and_restriction_come_first() {
         );
         assert_eq!(verdict.decision, Decision::Halted);
         assert_eq!(verdict.rules, vec![rule_ids::HALTED]);
+        assert!(has_finding(&verdict, "halted"));
     }
     state.resume();
     assert_eq!(
