@@ -160,16 +160,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
     let mut actions = args.actions.clone();
     let mut canary_tokens = args.canaries.clone();
     if let Some(path) = &args.pact {
-        let text = crate::decide_cmd::read_limited(path, pact::PACT_BYTES_MAX as u64)?;
-        let checked = pact::check(&text);
-        let Some(pact) = checked.pact else {
-            let rendered: Vec<String> = checked
-                .diagnostics
-                .iter()
-                .map(|diagnostic| diagnostic.render(&path.display().to_string()))
-                .collect();
-            bail!("the pact does not check:\n{}", rendered.join("\n"));
-        };
+        let pact = crate::decide_cmd::load_pact(path)?;
         actions.extend(pact.actions().iter().map(|action| action.name.clone()));
         canary_tokens.extend(pact.canaries().iter().cloned());
     }
