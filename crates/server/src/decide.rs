@@ -234,12 +234,24 @@ pub(crate) async fn decide_batch(
     }
     let mut prepared = Vec::with_capacity(body.requests.len());
     for (idx, value) in body.requests.iter().enumerate() {
-        let item = prepare(&app, &caller, value).map_err(|mut err| {
+        let at_index = |mut err: ApiError| {
             err.detail = format!("requests[{idx}]: {}", err.detail);
             let mut extensions = err.extensions.take().unwrap_or_else(|| json!({}));
             extensions["index"] = json!(idx);
             err.with_extensions(extensions)
-        })?;
+        };
+        let item = prepare(&app, &caller, value).map_err(at_index)?;
+        // Refuse the whole batch before anything is decided: a request decided (counters moved)
+        // but never recorded would be evidence lost.
+        if lock_runtime(&item.slot).guard.is_none() {
+            return Err(at_index(ApiError::conflict(
+                "no-active-pact",
+                format!(
+                    "agent `{}` has no active pact; upload and activate one",
+                    item.agent
+                ),
+            )));
+        }
         prepared.push(item);
     }
     let started = Instant::now();

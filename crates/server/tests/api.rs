@@ -1492,3 +1492,25 @@ async fn a_slow_request_is_answered_408() {
     assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT);
     assert_eq!(reply.code(), "request-timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_an_undecidable_request_decides_nothing() {
+    let fixture = fixture().await;
+    let ret = json!({ "agent": AGENT, "action": "initiate_return_request", "args": { "order_id": "A-1", "amount_cents": 1000 } });
+    let orphan = json!({ "agent": OTHER_AGENT, "action": "anything", "args": {} });
+    let reply = call(
+        &fixture.app,
+        "POST",
+        "/v1/decide/batch",
+        Some(&fixture.admin),
+        &json!({ "requests": [ret, orphan] }).to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.text);
+    assert_eq!(reply.code(), "no-active-pact");
+    assert_eq!(reply.json()["index"], 1);
+    // The first request was not decided: its amount is not in the 24-hour counter.
+    let next = decide(&fixture.app, &fixture.admin, &ret.to_string()).await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.text);
+    assert_eq!(next.json()["counters"]["returns_24h_cents"], 1000);
+}
