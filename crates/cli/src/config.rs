@@ -68,6 +68,8 @@ struct FileLimits {
     #[serde(default)]
     token_requests_per_s: Option<u32>,
     #[serde(default)]
+    oracle_requests_per_s: Option<u32>,
+    #[serde(default)]
     request_timeout_ms: Option<u64>,
 }
 
@@ -183,6 +185,11 @@ pub fn resolve(
         file.limits.token_requests_per_s.is_some(),
     );
     pick(
+        "limits.oracle_requests_per_s",
+        None,
+        file.limits.oracle_requests_per_s.is_some(),
+    );
+    pick(
         "limits.batch_requests_max",
         from_cli(&args.batch_requests_max, "PACTUM_BATCH_REQUESTS_MAX"),
         file.limits.batch_requests_max.is_some(),
@@ -224,6 +231,10 @@ pub fn resolve(
             .token_requests_per_s
             .or(file.limits.token_requests_per_s)
             .unwrap_or(defaults.token_requests_per_s),
+        oracle_requests_per_s: file
+            .limits
+            .oracle_requests_per_s
+            .unwrap_or(defaults.oracle_requests_per_s),
         request_timeout_ms: file
             .limits
             .request_timeout_ms
@@ -269,6 +280,7 @@ impl Effective {
                     .map(mask)
                     .unwrap_or_else(|| "(none)".into()),
                 "limits.token_requests_per_s" => self.limits.token_requests_per_s.to_string(),
+                "limits.oracle_requests_per_s" => self.limits.oracle_requests_per_s.to_string(),
                 "limits.batch_requests_max" => self.limits.batch_requests_max.to_string(),
                 "limits.body_bytes_max" => self.limits.body_bytes_max.to_string(),
                 "limits.args_bytes_max" => self.limits.args_bytes_max.to_string(),

@@ -28,6 +28,9 @@ use crate::wire::now_ms;
 /// again (so a token revoked offline stops working within this time).
 pub const TOKEN_CACHE_SECS: u64 = 10;
 
+/// Most rate-limit buckets kept (one per token and per oracle client address).
+const BUCKETS_MAX: usize = 100_000;
+
 /// Limits on what callers may send.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -41,6 +44,8 @@ pub struct Limits {
     pub text_bytes_max: usize,
     /// Requests per second each token may make (a bucket of one second's worth); 0: no limit.
     pub token_requests_per_s: u32,
+    /// Requests per second each client address may make to the public oracle; 0: no limit.
+    pub oracle_requests_per_s: u32,
     /// Longest time a request may take to answer (the event stream's body is not bounded), in
     /// milliseconds.
     pub request_timeout_ms: u64,
@@ -54,6 +59,7 @@ impl Default for Limits {
             args_bytes_max: 48 * 1024,
             text_bytes_max: 4 * 1024,
             token_requests_per_s: 100_000,
+            oracle_requests_per_s: 50,
             request_timeout_ms: 30_000,
         }
     }
@@ -452,13 +458,46 @@ impl AppState {
     /// Takes one request from the token's bucket, or answers 429 `rate-limited`.
     pub fn check_rate(&self, token_id: &str) -> Result<(), ApiError> {
         let rate_per_s = self.limits().token_requests_per_s;
+        self.take_from_bucket(&format!("token:{token_id}"), rate_per_s, || {
+            format!("this token may make {rate_per_s} requests per second (token_requests_per_s)")
+        })
+    }
+
+    /// Takes one oracle request from the client address's bucket, or answers 429
+    /// `rate-limited`. The oracle is public, so its limit is per address, not per token.
+    pub fn check_oracle_rate(&self, client: Option<std::net::IpAddr>) -> Result<(), ApiError> {
+        let rate_per_s = self.limits().oracle_requests_per_s;
+        let key = match client {
+            Some(address) => format!("oracle:{address}"),
+            None => "oracle:unknown".to_string(),
+        };
+        self.take_from_bucket(&key, rate_per_s, || {
+            format!("each client address may ask the oracle {rate_per_s} times per second (oracle_requests_per_s)")
+        })
+    }
+
+    /// A token bucket of one second's worth of requests per key.
+    fn take_from_bucket(
+        &self,
+        key: &str,
+        rate_per_s: u32,
+        detail: impl FnOnce() -> String,
+    ) -> Result<(), ApiError> {
         if rate_per_s == 0 {
             return Ok(());
         }
         let capacity = f64::from(rate_per_s);
         let now = Instant::now();
         let mut buckets = lock(&self.inner.buckets);
-        let bucket = buckets.entry(token_id.to_string()).or_insert(Bucket {
+        if buckets.len() >= BUCKETS_MAX && !buckets.contains_key(key) {
+            // Addresses are unbounded: forget the buckets that have refilled completely, which
+            // loses nothing (a full bucket and a new one are the same).
+            buckets.retain(|_, bucket| {
+                bucket.available + now.duration_since(bucket.refilled_at).as_secs_f64() * capacity
+                    < capacity
+            });
+        }
+        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
             available: capacity,
             refilled_at: now,
         });
@@ -477,7 +516,7 @@ impl AppState {
         Err(ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "rate-limited",
-            format!("this token may make {rate_per_s} requests per second (token_requests_per_s)"),
+            detail(),
         ))
     }
 

@@ -210,7 +210,14 @@ pub fn pact_summary(doc: &pact::syntax::PactDoc) -> Value {
 pub(crate) async fn oracle(
     State(app): State<AppState>,
     Path(agent): Path<String>,
+    extensions: axum::http::Extensions,
 ) -> Result<Response, ApiError> {
+    // The client address comes from the connection (`serve` records it); behind a proxy every
+    // client shares the proxy's address and so its bucket.
+    let client = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    app.check_oracle_rate(client)?;
     let agent = agent.trim_matches('/').to_string();
     let slot = app.agent(&agent)?;
     let info = lock_info(&slot).clone();

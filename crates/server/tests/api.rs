@@ -1514,3 +1514,36 @@ async fn a_batch_with_an_undecidable_request_decides_nothing() {
     assert_eq!(next.status, StatusCode::OK, "{}", next.text);
     assert_eq!(next.json()["counters"]["returns_24h_cents"], 1000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oracle_is_rate_limited_per_client_address() {
+    let limits = Limits {
+        oracle_requests_per_s: 3,
+        ..Limits::default()
+    };
+    let fixture = fixture_with(limits).await;
+    let ask = |address: &str| {
+        let address: std::net::SocketAddr = address.parse().unwrap();
+        let request = Request::builder()
+            .method("GET")
+            .uri(format!("/v1/oracle/{AGENT}"))
+            .extension(axum::extract::ConnectInfo(address))
+            .body(Body::empty())
+            .unwrap();
+        let router = server::router(fixture.app.clone());
+        async move { router.oneshot(request).await.unwrap().status() }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(ask("192.0.2.7:5000").await);
+    }
+    let n_limited = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!((2..=3).contains(&n_limited), "{statuses:?}");
+    // Another address, even on the same port, has its own bucket.
+    assert_eq!(ask("198.51.100.9:5000").await, StatusCode::OK);
+    // The limit is per address, not per port.
+    assert_eq!(ask("192.0.2.7:6000").await, StatusCode::TOO_MANY_REQUESTS);
+}
