@@ -50,7 +50,7 @@ enum Command {
     /// Show the effective configuration (file < PACTUM_* environment < flags).
     #[command(subcommand)]
     Config(serve_cmd::ConfigCommand),
-    /// API tokens: create, list, revoke (offline, in the data directory).
+    /// API tokens: create, list, revoke (offline in the data directory, or `--server URL`).
     #[command(subcommand)]
     Token(serve_cmd::TokenCommand),
     /// Trials: generate boundary-probe suites from a pact; run a suite against an agent.

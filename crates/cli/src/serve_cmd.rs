@@ -48,7 +48,7 @@ pub struct ServeArgs {
 }
 
 /// API tokens, managed offline in the data directory (the server picks changes up within
-/// 10 seconds; `POST /v1/tokens` does the same over the API).
+/// 10 seconds), or through a running server's API with `--server URL` and an admin `--token`.
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Create a token and print its secret (shown once; only its SHA-256 is stored).
@@ -56,6 +56,12 @@ pub enum TokenCommand {
         /// Data directory.
         #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
         data: PathBuf,
+        /// Manage tokens through this server's API instead of the data directory.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// Admin token for `--server`.
+        #[arg(long, env = "PACTUM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// `admin`, `operator`, `agent` or `auditor`.
         #[arg(long)]
         role: String,
@@ -74,6 +80,12 @@ pub enum TokenCommand {
         /// Data directory.
         #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
         data: PathBuf,
+        /// Manage tokens through this server's API instead of the data directory.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// Admin token for `--server`.
+        #[arg(long, env = "PACTUM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -83,6 +95,12 @@ pub enum TokenCommand {
         /// Data directory.
         #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
         data: PathBuf,
+        /// Manage tokens through this server's API instead of the data directory.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// Admin token for `--server`.
+        #[arg(long, env = "PACTUM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// The token id.
         id: String,
     },
@@ -141,14 +159,63 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn api_client(server: String, token: Option<String>) -> crate::client_cmd::Client {
+    crate::client_cmd::Client::new(&crate::client_cmd::ClientArgs {
+        server,
+        token,
+        json: true,
+    })
+}
+
 pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
     match command {
+        TokenCommand::Create {
+            server: Some(server),
+            token,
+            role,
+            agent,
+            name,
+            json,
+            ..
+        } => {
+            let client = api_client(server, token);
+            let body = serde_json::json!({ "role": role, "agent": agent, "name": name });
+            let created = client.call_json("POST", "/v1/tokens", Some(&body.to_string()))?;
+            if json {
+                crate::output::print_line(serde_json::to_string_pretty(&created)?);
+            } else {
+                crate::output::print_line(created["token"].as_str().unwrap_or_default());
+                eprintln!(
+                    "created {} ({role}); the secret above is shown once",
+                    created["id"].as_str().unwrap_or("?")
+                );
+            }
+        }
+        TokenCommand::List {
+            server: Some(server),
+            token,
+            ..
+        } => {
+            // Through the API the listing is the server's JSON, whatever `--json` says.
+            let listed = api_client(server, token).call_json("GET", "/v1/tokens", None)?;
+            crate::output::print_line(serde_json::to_string_pretty(&listed)?);
+        }
+        TokenCommand::Revoke {
+            server: Some(server),
+            token,
+            id,
+            ..
+        } => {
+            api_client(server, token).call("DELETE", &format!("/v1/tokens/{id}"), None)?;
+            eprintln!("revoked {id}");
+        }
         TokenCommand::Create {
             data,
             role,
             agent,
             name,
             json,
+            ..
         } => {
             server::tokens::check_token_spec(&role, agent.as_deref())
                 .map_err(anyhow::Error::msg)?;
@@ -171,7 +238,7 @@ pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
                 crate::output::print_line(secret);
             }
         }
-        TokenCommand::List { data, json } => {
+        TokenCommand::List { data, json, .. } => {
             let rows = open_registry(&data)?.tokens()?;
             if json {
                 let values: Vec<_> = rows.iter().map(server::tokens::token_json).collect();
@@ -196,7 +263,7 @@ pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        TokenCommand::Revoke { data, id } => {
+        TokenCommand::Revoke { data, id, .. } => {
             if !open_registry(&data)?.revoke_token(&id, server::wire::now_ms())? {
                 bail!("no live token `{id}`");
             }

@@ -1877,6 +1877,64 @@ mod serve_cli {
     }
 
     #[test]
+    fn tokens_can_be_managed_through_the_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(&dir.path().join("data"), &[]);
+        let run = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_pactum"))
+                .args(args)
+                .args(["--server", &server.base, "--token", &server.admin_token])
+                .output()
+                .unwrap()
+        };
+        let created = run(&[
+            "token",
+            "create",
+            "--role",
+            "auditor",
+            "--name",
+            "api-auditor",
+        ]);
+        assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+        let secret = stdout(&created).trim().to_string();
+        assert!(secret.starts_with("pct_"), "{secret}");
+        let (status, _) = http(&server.base, "GET", "/v1/log/checkpoint", Some(&secret), "");
+        assert_eq!(status, 200);
+        let listed = run(&["token", "list"]);
+        assert!(
+            stdout(&listed).contains("api-auditor"),
+            "{}",
+            stdout(&listed)
+        );
+        let listing: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+        let id = listing
+            .as_array()
+            .or_else(|| listing["tokens"].as_array())
+            .and_then(|tokens| tokens.iter().find(|token| token["name"] == "api-auditor"))
+            .and_then(|token| token["id"].as_str())
+            .expect("the new token is listed with its id")
+            .to_string();
+        let revoked = run(&["token", "revoke", &id]);
+        assert_eq!(revoked.status.code(), Some(0), "{}", stderr(&revoked));
+        let (status, _) = http(&server.base, "GET", "/v1/log/checkpoint", Some(&secret), "");
+        assert_eq!(status, 401);
+        // A non-admin token is refused by the server, and the CLI says so.
+        let refused = Command::new(env!("CARGO_BIN_EXE_pactum"))
+            .args([
+                "token",
+                "list",
+                "--server",
+                &server.base,
+                "--token",
+                &secret,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(stderr(&refused).contains("401"), "{}", stderr(&refused));
+    }
+
+    #[test]
     fn serve_demo_answers_and_stops_cleanly_on_sigterm() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("pactum-data");
