@@ -263,6 +263,12 @@ impl AppState {
                 runtime.n_denials = n_denials;
             }
         }
+        let metrics = Metrics::default();
+        // The observer holds only the histogram, never the app: no cycle keeps the log alive.
+        let batch_records = Arc::clone(&metrics.log_batch_records);
+        log.observe_batches(Arc::new(move |n_records| {
+            batch_records.observe(n_records as u64);
+        }));
         let app = AppState {
             inner: Arc::new(Inner {
                 config,
@@ -273,7 +279,7 @@ impl AppState {
                 admin_lock: tokio::sync::Mutex::new(()),
                 ready: AtomicBool::new(true),
                 events: tokio::sync::broadcast::channel(EVENTS_BUFFERED_MAX).0,
-                metrics: Metrics::default(),
+                metrics,
                 buckets: Mutex::new(HashMap::new()),
             }),
         };

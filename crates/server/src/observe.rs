@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -114,6 +115,8 @@ pub struct Metrics {
     pub decide_latency_us: Histogram,
     /// Records per append call.
     pub append_records: Histogram,
+    /// Records per group-commit batch of the log writer (one transaction and fsync each).
+    pub log_batch_records: Arc<Histogram>,
     /// Requests refused by the per-token rate limit.
     pub rate_limited: AtomicU64,
 }
@@ -124,6 +127,7 @@ impl Default for Metrics {
             decisions: Default::default(),
             decide_latency_us: Histogram::new(&LATENCY_BUCKETS_US),
             append_records: Histogram::new(&APPEND_BUCKETS_RECORDS),
+            log_batch_records: Arc::new(Histogram::new(&APPEND_BUCKETS_RECORDS)),
             rate_limited: AtomicU64::new(0),
         }
     }
@@ -172,6 +176,9 @@ impl Metrics {
         out.push_str("# HELP pactum_append_records Records per append call (a batch decide is one call).\n# TYPE pactum_append_records histogram\n");
         self.append_records
             .render(&mut out, "pactum_append_records", 1.0);
+        out.push_str("# HELP pactum_log_batch_records Records per group-commit batch (one transaction and one fsync each).\n# TYPE pactum_log_batch_records histogram\n");
+        self.log_batch_records
+            .render(&mut out, "pactum_log_batch_records", 1.0);
         out.push_str("# HELP pactum_log_records Records in the evidence log (latest checkpoint).\n# TYPE pactum_log_records gauge\n");
         let _ = writeln!(out, "pactum_log_records {log_size}");
         out.push_str("# HELP pactum_rate_limited_total Requests refused by the per-token rate limit.\n# TYPE pactum_rate_limited_total counter\n");

@@ -1393,6 +1393,14 @@ async fn metrics_count_decisions_by_outcome() {
     assert!(metrics
         .text
         .contains(&format!("pactum_log_records {size}\n")));
+    // Every record of this new log went through exactly one group-commit batch.
+    assert!(
+        metrics
+            .text
+            .contains(&format!("pactum_log_batch_records_sum {size}\n")),
+        "{}",
+        metrics.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

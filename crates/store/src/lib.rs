@@ -204,6 +204,10 @@ impl Default for LogConfig {
 
 type AppendReply = Result<Vec<u64>, StoreError>;
 
+/// Told the number of records in every committed group-commit batch (for metrics). It runs on
+/// the writer thread, after the batch is durable: keep it cheap.
+pub type BatchObserver = Arc<dyn Fn(usize) + Send + Sync>;
+
 struct AppendRequest {
     records: Vec<Record>,
     reply: tokio::sync::oneshot::Sender<AppendReply>,
@@ -217,6 +221,7 @@ pub struct Log {
     queue: Option<mpsc::SyncSender<AppendRequest>>,
     writer: Option<JoinHandle<()>>,
     config: LogConfig,
+    batch_observer: Arc<std::sync::OnceLock<BatchObserver>>,
 }
 
 /// Lowest tree level kept in the [`NodeCache`]: nodes there cover 256 records or more, so every
@@ -301,6 +306,8 @@ impl Log {
         let signer_verifier = signer.verifier();
         let writer_storage = Arc::clone(&storage);
         let batch_records_max = config.batch_records_max.max(1);
+        let batch_observer: Arc<std::sync::OnceLock<BatchObserver>> = Arc::default();
+        let writer_observer = Arc::clone(&batch_observer);
         let writer = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
@@ -309,6 +316,7 @@ impl Log {
                     signer,
                     tree,
                     batch_records_max,
+                    batch_observer: writer_observer,
                 }
                 .run(receiver)
             })
@@ -323,7 +331,14 @@ impl Log {
             queue: Some(queue),
             writer: Some(writer),
             config,
+            batch_observer,
         })
+    }
+
+    /// Registers the observer of group-commit batch sizes; only the first registration counts.
+    /// Returns whether this one was registered.
+    pub fn observe_batches(&self, observer: BatchObserver) -> bool {
+        self.batch_observer.set(observer).is_ok()
     }
 
     /// The log's verifier key (its public key in signed-note format).
@@ -586,6 +601,7 @@ struct Writer {
     signer: SignerKey,
     tree: TreeBuilder,
     batch_records_max: usize,
+    batch_observer: Arc<std::sync::OnceLock<BatchObserver>>,
 }
 
 impl Writer {
@@ -641,6 +657,11 @@ impl Writer {
             let (accepted, result) = self.try_commit(batch);
             match result {
                 Ok(indexes) => {
+                    // Observed before the replies, so a caller that has its answer also sees
+                    // its batch counted.
+                    if let Some(observer) = self.batch_observer.get() {
+                        observer(indexes.iter().map(Vec::len).sum());
+                    }
                     for (request, indexes) in accepted.into_iter().zip(indexes) {
                         let _ = request.reply.send(Ok(indexes));
                     }
