@@ -47,21 +47,28 @@ pub struct ServeArgs {
     demo: bool,
 }
 
+/// Where tokens are managed: the data directory, or a running server.
+#[derive(Args, Debug)]
+pub struct TokenStore {
+    /// Data directory.
+    #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
+    data: PathBuf,
+    /// Manage tokens through this server's API instead of the data directory.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Admin token for `--server`.
+    #[arg(long, env = "PACTUM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
 /// API tokens, managed offline in the data directory (the server picks changes up within
 /// 10 seconds), or through a running server's API with `--server URL` and an admin `--token`.
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Create a token and print its secret (shown once; only its SHA-256 is stored).
     Create {
-        /// Data directory.
-        #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
-        data: PathBuf,
-        /// Manage tokens through this server's API instead of the data directory.
-        #[arg(long, value_name = "URL")]
-        server: Option<String>,
-        /// Admin token for `--server`.
-        #[arg(long, env = "PACTUM_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        store: TokenStore,
         /// `admin`, `operator`, `agent` or `auditor`.
         #[arg(long)]
         role: String,
@@ -77,30 +84,16 @@ pub enum TokenCommand {
     },
     /// List tokens (ids, names, roles; never secrets).
     List {
-        /// Data directory.
-        #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
-        data: PathBuf,
-        /// Manage tokens through this server's API instead of the data directory.
-        #[arg(long, value_name = "URL")]
-        server: Option<String>,
-        /// Admin token for `--server`.
-        #[arg(long, env = "PACTUM_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        store: TokenStore,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by id (`tok_...`).
     Revoke {
-        /// Data directory.
-        #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
-        data: PathBuf,
-        /// Manage tokens through this server's API instead of the data directory.
-        #[arg(long, value_name = "URL")]
-        server: Option<String>,
-        /// Admin token for `--server`.
-        #[arg(long, env = "PACTUM_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        store: TokenStore,
         /// The token id.
         id: String,
     },
@@ -170,8 +163,12 @@ fn api_client(server: String, token: Option<String>) -> crate::client_cmd::Clien
 pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create {
-            server: Some(server),
-            token,
+            store:
+                TokenStore {
+                    server: Some(server),
+                    token,
+                    ..
+                },
             role,
             agent,
             name,
@@ -192,8 +189,12 @@ pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::List {
-            server: Some(server),
-            token,
+            store:
+                TokenStore {
+                    server: Some(server),
+                    token,
+                    ..
+                },
             ..
         } => {
             // Through the API the listing is the server's JSON, whatever `--json` says.
@@ -201,8 +202,12 @@ pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
             crate::output::print_line(serde_json::to_string_pretty(&listed)?);
         }
         TokenCommand::Revoke {
-            server: Some(server),
-            token,
+            store:
+                TokenStore {
+                    server: Some(server),
+                    token,
+                    ..
+                },
             id,
             ..
         } => {
@@ -210,7 +215,7 @@ pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
             eprintln!("revoked {id}");
         }
         TokenCommand::Create {
-            data,
+            store: TokenStore { data, .. },
             role,
             agent,
             name,
@@ -238,7 +243,10 @@ pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
                 crate::output::print_line(secret);
             }
         }
-        TokenCommand::List { data, json, .. } => {
+        TokenCommand::List {
+            store: TokenStore { data, .. },
+            json,
+        } => {
             let rows = open_registry(&data)?.tokens()?;
             if json {
                 let values: Vec<_> = rows.iter().map(server::tokens::token_json).collect();
@@ -263,7 +271,10 @@ pub fn run_token(command: TokenCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        TokenCommand::Revoke { data, id, .. } => {
+        TokenCommand::Revoke {
+            store: TokenStore { data, .. },
+            id,
+        } => {
             if !open_registry(&data)?.revoke_token(&id, server::wire::now_ms())? {
                 bail!("no live token `{id}`");
             }
