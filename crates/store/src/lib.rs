@@ -115,8 +115,10 @@ pub enum StoreError {
 /// One record ready to store.
 #[derive(Debug, Clone)]
 pub struct StoredRecord {
-    /// Agent id (indexed for bundle export).
+    /// Agent id (indexed with the record's index).
     pub agent: String,
+    /// Record kind (stored beside the agent so one agent's records can be read by kind).
+    pub kind: String,
     /// RFC 6962 leaf hash of `data`.
     pub leaf: Hash,
     /// The perfect interior nodes this leaf completed, levels 1, 2, ... (32 bytes each).
@@ -155,10 +157,41 @@ pub trait Storage: Send + Sync + 'static {
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
     /// Indexes of records of `agent` below `below`, ascending.
     fn indexes_by_agent(&self, agent: &str, below: u64) -> Result<Vec<u64>, StoreError>;
+    /// Records of `agent` selected by `query`, ascending by index, through the agent index.
+    fn agent_records(
+        &self,
+        agent: &str,
+        query: &AgentQuery<'_>,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
     /// Writes a batch atomically and durably.
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
     /// A consistent read-only view for long scans.
     fn snapshot(&self) -> Result<Box<dyn Snapshot>, StoreError>;
+}
+
+/// Which of one agent's records to read: indexes `since..below`, of the given kinds (all kinds
+/// when empty), at most `limit` of them (the oldest first).
+#[derive(Debug, Clone, Copy)]
+pub struct AgentQuery<'a> {
+    /// First index to consider.
+    pub since: u64,
+    /// Indexes from here on are not read (e.g. a checkpoint's size).
+    pub below: u64,
+    /// Only these kinds; empty means every kind.
+    pub kinds: &'a [&'a str],
+    /// Most records returned.
+    pub limit: usize,
+}
+
+impl Default for AgentQuery<'_> {
+    fn default() -> Self {
+        Self {
+            since: 0,
+            below: u64::MAX,
+            kinds: &[],
+            limit: usize::MAX,
+        }
+    }
 }
 
 /// Called per record by [`Snapshot::scan_records`] with `(index, data, stored leaf hash,
@@ -555,6 +588,27 @@ impl Log {
         })
     }
 
+    /// One agent's records `(index, canonical bytes)`, ascending, read through the agent index
+    /// (never a scan of the log): indexes from `since_index`, at most `limit` of them, of the
+    /// given `kinds` (every kind when empty).
+    pub fn agent_records(
+        &self,
+        agent: &str,
+        since_index: u64,
+        kinds: &[&str],
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.storage.agent_records(
+            agent,
+            &AgentQuery {
+                since: since_index,
+                kinds,
+                limit,
+                ..AgentQuery::default()
+            },
+        )
+    }
+
     /// Recomputes the whole tree from the stored records and checks every checkpoint and
     /// stored node; see [`VerifyReport`].
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
@@ -728,6 +782,7 @@ impl Writer {
                 });
                 records.push(StoredRecord {
                     agent: record.agent().to_owned(),
+                    kind: record.kind().to_owned(),
                     leaf,
                     nodes,
                     data: record.bytes().to_vec(),

@@ -2,9 +2,10 @@
 //! the group-commit thread, one reader connection for point reads, and a fresh connection per
 //! [`Snapshot`] so long scans see one consistent state without blocking either.
 //!
-//! Schema (version 1):
+//! Schema (version 2):
 //!
-//! - `records(idx INTEGER PRIMARY KEY, agent TEXT, leaf BLOB(32), nodes BLOB, data BLOB)`:
+//! - `records(idx INTEGER PRIMARY KEY, agent TEXT, leaf BLOB(32), nodes BLOB, data BLOB,
+//!   kind TEXT)`:
 //!   canonical bytes, the RFC 6962 leaf hash (the tree's level 0), and the perfect interior
 //!   nodes that appending this leaf completed (levels 1, 2, ... in order, 32 bytes each; one
 //!   node per record on average). Node `(level, index)` is therefore stored in the row of record
@@ -12,10 +13,15 @@
 //!   never rebuilds the tree, and an append writes one row per record and nothing else.
 //! - `checkpoints(size INTEGER PRIMARY KEY, note TEXT)`: every signed checkpoint, one per batch.
 //!
-//! Records are not indexed by agent: that index cost more than the rest of an append (one
-//! random page write per record); exporting an agent's records scans the table.
+//! - index `records_agent(agent, idx)`: one agent's records (the score, the oracle, bundle
+//!   export) are a range read instead of a scan of the whole log. It costs appends one more
+//!   B-tree insert per record; agents append in index order, so each agent's insertion point is
+//!   the end of its own range and stays in the page cache.
+//!
+//! Version 1 databases (no `kind` column, no index) are migrated at open, in one transaction:
+//! the column is added, filled from each record's JSON, and the index built.
 
-use crate::{CommitBatch, RecordVisitor, Snapshot, Storage, StoreError};
+use crate::{AgentQuery, CommitBatch, RecordVisitor, Snapshot, Storage, StoreError};
 use ledger::merkle::Hash;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -27,14 +33,42 @@ CREATE TABLE IF NOT EXISTS records (
     agent TEXT NOT NULL,
     leaf BLOB NOT NULL,
     nodes BLOB NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    kind TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
     note TEXT NOT NULL
 );
-PRAGMA user_version = 1;
 ";
+
+/// Schema version written by this code (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 2;
+
+/// Brings a database of any earlier version to [`SCHEMA_VERSION`], in one transaction: a crash
+/// midway leaves the old schema, and the next open starts over.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let has_kind = tx
+        .prepare("SELECT 1 FROM pragma_table_info('records') WHERE name = 'kind'")?
+        .exists([])?;
+    if !has_kind {
+        tx.execute_batch(
+            "ALTER TABLE records ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+             UPDATE records SET kind = coalesce(json_extract(CAST(data AS TEXT), '$.kind'), '');",
+        )?;
+    }
+    tx.execute_batch(&format!(
+        "CREATE INDEX IF NOT EXISTS records_agent ON records (agent, idx);
+         PRAGMA user_version = {SCHEMA_VERSION};"
+    ))?;
+    tx.commit()?;
+    Ok(())
+}
 
 /// Page cache per connection, in KiB (negative `cache_size` is KiB in SQLite); bounds memory
 /// whatever the log's size.
@@ -132,7 +166,9 @@ impl SqliteStorage {
         // FULL: the WAL is fsynced at every commit, so a committed batch survives power loss.
         writer.pragma_update(None, "synchronous", "FULL")?;
         writer.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+        let mut writer = writer;
         writer.execute_batch(SCHEMA)?;
+        migrate(&mut writer)?;
         let reader = open_connection(path, true)?;
         let (stop, checkpointer) = spawn_checkpointer(path)?;
         Ok(Self {
@@ -240,6 +276,46 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn agent_records(
+        &self,
+        agent: &str,
+        query: &AgentQuery<'_>,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.with_reader(|conn| {
+            let below = query.below.min(i64::MAX as u64) as i64;
+            let limit = query.limit.min(i64::MAX as usize) as i64;
+            let mut out = Vec::new();
+            let mut push = |row: &rusqlite::Row<'_>| -> Result<(), StoreError> {
+                out.push((row.get::<_, i64>(0)? as u64, row.get(1)?));
+                Ok(())
+            };
+            if query.kinds.is_empty() {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT idx, data FROM records WHERE agent = ?1 AND idx >= ?2 AND idx < ?3 \
+                     ORDER BY idx LIMIT ?4",
+                )?;
+                let mut rows = stmt.query(params![agent, query.since as i64, below, limit])?;
+                while let Some(row) = rows.next()? {
+                    push(row)?;
+                }
+            } else {
+                // The kinds go in as one JSON array so the statement stays cached.
+                let kinds = serde_json::to_string(query.kinds)
+                    .map_err(|err| StoreError::Format(err.to_string()))?;
+                let mut stmt = conn.prepare_cached(
+                    "SELECT idx, data FROM records WHERE agent = ?1 AND idx >= ?2 AND idx < ?3 \
+                     AND kind IN (SELECT value FROM json_each(?5)) ORDER BY idx LIMIT ?4",
+                )?;
+                let mut rows =
+                    stmt.query(params![agent, query.since as i64, below, limit, kinds])?;
+                while let Some(row) = rows.next()? {
+                    push(row)?;
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -254,7 +330,8 @@ impl Storage for SqliteStorage {
         }
         {
             let mut insert_record = tx.prepare_cached(
-                "INSERT INTO records (idx, agent, leaf, nodes, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO records (idx, agent, leaf, nodes, data, kind) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for (offset, record) in batch.records.iter().enumerate() {
                 insert_record.execute(params![
@@ -263,6 +340,7 @@ impl Storage for SqliteStorage {
                     &record.leaf[..],
                     record.nodes,
                     record.data,
+                    record.kind,
                 ])?;
             }
             tx.prepare_cached("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")?

@@ -417,3 +417,126 @@ fn proofs_through_the_node_cache_match_a_fresh_tree() {
         }
     }
 }
+
+fn typed(agent: &str, kind: &str, n: u64) -> Record {
+    Record::from_json_text(&format!(
+        r#"{{"kind":"{kind}","agent":"{agent}","ts":{n},"n":{n}}}"#
+    ))
+    .unwrap()
+}
+
+fn indexes(found: &[(u64, Vec<u8>)]) -> Vec<u64> {
+    found.iter().map(|(index, _)| *index).collect()
+}
+
+/// 0 a verdict, 1 b verdict, 2 a score, 3 a trial_case, 4 b score, 5 a verdict.
+fn mixed(log: &Log) {
+    log.append(vec![
+        typed("a", "verdict", 0),
+        typed("b", "verdict", 1),
+        typed("a", "score", 2),
+        typed("a", "trial_case", 3),
+        typed("b", "score", 4),
+        typed("a", "verdict", 5),
+    ])
+    .unwrap();
+}
+
+#[test]
+fn agent_records_reads_one_agent_by_index_kind_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    mixed(&log);
+    let all = log.agent_records("a", 0, &[], usize::MAX).unwrap();
+    assert_eq!(indexes(&all), vec![0, 2, 3, 5]);
+    assert_eq!(all[1].1, log.get(2).unwrap());
+    assert_eq!(
+        indexes(&log.agent_records("a", 3, &[], usize::MAX).unwrap()),
+        vec![3, 5]
+    );
+    assert_eq!(
+        indexes(&log.agent_records("a", 0, &[], 2).unwrap()),
+        vec![0, 2]
+    );
+    let kinds = ["verdict", "trial_case"];
+    assert_eq!(
+        indexes(&log.agent_records("a", 0, &kinds, usize::MAX).unwrap()),
+        vec![0, 3, 5]
+    );
+    assert_eq!(
+        indexes(&log.agent_records("b", 0, &["score"], 10).unwrap()),
+        vec![4]
+    );
+    assert!(log.agent_records("nobody", 0, &[], 10).unwrap().is_empty());
+    assert!(log.agent_records("a", 6, &[], 10).unwrap().is_empty());
+    assert!(log.agent_records("a", 0, &[], 0).unwrap().is_empty());
+}
+
+#[test]
+fn a_version_1_database_is_migrated_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path());
+        mixed(&log);
+    }
+    // Back to the version 1 schema: no kind column, no agent index.
+    tamper(
+        dir.path(),
+        "DROP INDEX records_agent; ALTER TABLE records DROP COLUMN kind; PRAGMA user_version = 1;",
+    );
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let columns: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'kind'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(columns, 0);
+    let log = open(dir.path());
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let kinds: Vec<String> = conn
+        .prepare("SELECT kind FROM records ORDER BY idx")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "verdict",
+            "verdict",
+            "score",
+            "trial_case",
+            "score",
+            "verdict"
+        ]
+    );
+    let plan: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT idx FROM records WHERE agent = 'a' AND idx >= 0 ORDER BY idx",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("records_agent"), "{plan}");
+    assert_eq!(
+        indexes(&log.agent_records("a", 0, &["score"], 10).unwrap()),
+        vec![2]
+    );
+    // New appends fill the column; the tree is untouched by the migration.
+    log.append(vec![typed("a", "score", 6)]).unwrap();
+    assert_eq!(
+        indexes(&log.agent_records("a", 0, &["score"], 10).unwrap()),
+        vec![2, 6]
+    );
+    assert!(log.verify().unwrap().is_ok());
+    drop(log);
+    // Opening again is a no-op.
+    let log = open(dir.path());
+    assert_eq!(log.agent_records("a", 0, &[], 10).unwrap().len(), 5);
+}
