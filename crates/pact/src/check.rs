@@ -21,7 +21,8 @@ use crate::model::{
 };
 use crate::source::{self, pointer_segment, Spans};
 use crate::syntax::{
-    ActionRef, ArgDoc, ArgType, BulkDoc, KeyAlg, PactDoc, Response, Reversibility, Tier,
+    ActionRef, ArgDoc, ArgType, BulkDoc, KeyAlg, PactDoc, Response, Reversibility, SignalBound,
+    Tier,
 };
 
 /// Most actions in one catalog.
@@ -321,6 +322,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "obligations",
     "consequences",
     "recovery",
+    "signals",
 ];
 
 /// Deserializes `value` as `T`, reporting a failure at the innermost path serde reached.
@@ -434,6 +436,12 @@ fn shape(value: &Value, cx: &mut Cx<'_>) -> Option<PactDoc> {
                     de::<crate::syntax::ConsequenceDoc>(entry, &format!("{path}/{idx}"), cx);
                 }
             }
+            ("signals", Value::Object(entries)) => {
+                for (name, entry) in entries {
+                    let entry_path = format!("{path}/{}", pointer_segment(name));
+                    de::<crate::syntax::SignalDoc>(entry, &entry_path, cx);
+                }
+            }
             // The other fields are checked one by one too, so a wrong `version` is reported
             // next to a missing `agent` rather than after it is fixed.
             ("pact" | "agent" | "owner" | "class" | "description", _) => {
@@ -503,6 +511,7 @@ fn build(doc: PactDoc, cx: &mut Cx<'_>) -> Option<Pact> {
     let counters = check_counters(&doc, &action_idx, &args_by_action, cx);
     let rules = check_rules(&doc, &action_idx, cx);
     check_consequences(&doc, cx);
+    check_signals(&doc, cx);
     let authority_keys = check_authority(&doc, cx);
     let token_lifetime_ms_max = match doc.authority.as_ref().and_then(|a| a.max_lifetime.as_ref()) {
         Some(text) => match parse_duration_ms(text) {
@@ -1263,6 +1272,185 @@ fn check_consequences(doc: &PactDoc, cx: &mut Cx<'_>) {
                     "unknown-obligation",
                     &format!("{path}/obligation"),
                     format!("unknown obligation `{obligation}`"),
+                );
+            }
+        }
+    }
+}
+
+/// How a signal's `warning` and `critical` are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BoundKind {
+    /// A rate or divergence, 0..=1.
+    Fraction,
+    /// A non-negative number (points, a ratio, a fall in correlation).
+    Number,
+    /// A duration (`30d`).
+    Duration,
+}
+
+/// Signals whose thresholds a pact may set: the kind of `warning`/`critical`, and whether it
+/// takes `window`, `periods` and `timeout`. The others trip on any occurrence
+/// (`obligation_breach` on the obligation's own threshold). The `signals` crate gives the meaning.
+const SIGNAL_SETTINGS: &[(&str, BoundKind, bool, bool, bool)] = &[
+    (
+        "boundary_probe_failure",
+        BoundKind::Fraction,
+        false,
+        false,
+        false,
+    ),
+    (
+        "evaluation_staleness",
+        BoundKind::Duration,
+        false,
+        false,
+        false,
+    ),
+    ("input_shift", BoundKind::Fraction, true, false, false),
+    ("jury_variance", BoundKind::Number, false, true, false),
+    ("outcome_missing", BoundKind::Fraction, true, false, true),
+    (
+        "proxy_truth_divergence",
+        BoundKind::Number,
+        true,
+        false,
+        false,
+    ),
+    (
+        "scope_violation_rate",
+        BoundKind::Fraction,
+        true,
+        false,
+        false,
+    ),
+    (
+        "scope_violation_trend",
+        BoundKind::Fraction,
+        false,
+        true,
+        false,
+    ),
+    ("score_swing", BoundKind::Number, true, false, false),
+    ("score_velocity", BoundKind::Number, false, true, false),
+];
+
+/// Most consecutive periods a signal may ask for.
+const SIGNAL_PERIODS_MAX: u32 = 52;
+
+fn check_signals(doc: &PactDoc, cx: &mut Cx<'_>) {
+    for (name, setting) in &doc.signals {
+        let path = format!("/signals/{}", pointer_segment(name));
+        if !SIGNALS.contains(&name.as_str()) {
+            let hint = closest(name, SIGNALS.iter().copied());
+            cx.error_at_key(
+                "unknown-signal",
+                &path,
+                format!("unknown signal `{name}`{hint}"),
+            );
+            continue;
+        }
+        let Some((_, kind, takes_window, takes_periods, takes_timeout)) = SIGNAL_SETTINGS
+            .iter()
+            .find(|(candidate, ..)| *candidate == name.as_str())
+            .copied()
+        else {
+            cx.error_at_key(
+                "signal",
+                &path,
+                format!("signal `{name}` trips on any occurrence and has no thresholds to set"),
+            );
+            continue;
+        };
+        let mut bounds = Vec::new();
+        for (field, bound) in [
+            ("warning", &setting.warning),
+            ("critical", &setting.critical),
+        ] {
+            let Some(bound) = bound else { continue };
+            let field_path = format!("{path}/{field}");
+            let value = match (kind, bound) {
+                (BoundKind::Duration, SignalBound::Duration(text)) => {
+                    match parse_duration_ms(text) {
+                        Ok(ms) => Some(ms as f64),
+                        Err(message) => {
+                            cx.error("duration", &field_path, message);
+                            None
+                        }
+                    }
+                }
+                (BoundKind::Duration, SignalBound::Number(_)) => {
+                    cx.error(
+                        "signal",
+                        &field_path,
+                        format!("`{name}` takes a duration (`30d`)"),
+                    );
+                    None
+                }
+                (_, SignalBound::Duration(_)) => {
+                    cx.error("signal", &field_path, format!("`{name}` takes a number"));
+                    None
+                }
+                (BoundKind::Fraction, SignalBound::Number(number))
+                    if !(0.0..=1.0).contains(number) =>
+                {
+                    cx.error(
+                        "signal",
+                        &field_path,
+                        format!("`{name}` is a fraction from 0 to 1"),
+                    );
+                    None
+                }
+                (_, SignalBound::Number(number)) if !number.is_finite() || *number < 0.0 => {
+                    cx.error(
+                        "signal",
+                        &field_path,
+                        "a threshold is a finite number, zero or more",
+                    );
+                    None
+                }
+                (_, SignalBound::Number(number)) => Some(*number),
+            };
+            bounds.push(value);
+        }
+        if let [Some(warning), Some(critical)] = bounds.as_slice() {
+            if warning > critical {
+                cx.error(
+                    "signal",
+                    &format!("{path}/warning"),
+                    "`warning` is above `critical`",
+                );
+            }
+        }
+        for (field, value, takes) in [
+            ("window", &setting.window, takes_window),
+            ("timeout", &setting.timeout, takes_timeout),
+        ] {
+            let Some(text) = value else { continue };
+            let field_path = format!("{path}/{field}");
+            if !takes {
+                cx.error_at_key(
+                    "signal",
+                    &field_path,
+                    format!("`{name}` takes no `{field}`"),
+                );
+            } else if let Err(message) = parse_duration_ms(text) {
+                cx.error("duration", &field_path, message);
+            }
+        }
+        if let Some(periods) = setting.periods {
+            let field_path = format!("{path}/periods");
+            if !takes_periods {
+                cx.error_at_key(
+                    "signal",
+                    &field_path,
+                    format!("`{name}` takes no `periods`"),
+                );
+            } else if periods == 0 || periods > SIGNAL_PERIODS_MAX {
+                cx.error(
+                    "signal",
+                    &field_path,
+                    format!("`periods` is from 1 to {SIGNAL_PERIODS_MAX}"),
                 );
             }
         }

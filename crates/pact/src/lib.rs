@@ -27,7 +27,7 @@ pub mod syntax;
 
 pub use canonical::{canonical_json, digest_of};
 pub use check::{
-    check, check_bytes, parse_doc, Checked, CONDITION_NESTING_MAX, CONDITION_OPERATORS_MAX,
+    check, check_bytes, parse_doc, Checked, CONDITION_NESTING_MAX, CONDITION_OPERATORS_MAX, SIGNALS,
 };
 pub use diag::{has_errors, Diagnostic, Position, Severity};
 pub use duration::parse_duration_ms;

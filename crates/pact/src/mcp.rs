@@ -194,6 +194,7 @@ pub fn import_tools(value: &Value, options: &ImportOptions) -> Result<Imported, 
         obligations: Vec::new(),
         consequences: Vec::new(),
         recovery: None,
+        signals: BTreeMap::new(),
     };
     Ok(Imported { doc, notes })
 }

@@ -55,6 +55,10 @@ pub struct PactDoc {
     /// What evidence is needed before trust returns after an incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryDoc>,
+    /// Threshold overrides per signal (`scope_violation_rate: { warning: 0.01 }`); signals not
+    /// named keep the risk tier's defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signals: BTreeMap<String, SignalDoc>,
 }
 
 /// Risk tier of an agent.
@@ -475,4 +479,37 @@ pub struct RecoveryDoc {
     /// Re-enter restricted first, then at full scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staged: Option<bool>,
+}
+
+/// Threshold overrides for one signal. Fields left out keep the risk tier's default; which fields
+/// a signal takes, and in what unit, is listed in the `signals` crate documentation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignalDoc {
+    /// Above this the signal warns: a number (rates and divergences as fractions 0..=1, score
+    /// points, a variance ratio) or, for `evaluation_staleness`, a duration (`30d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<SignalBound>,
+    /// Above this the signal is critical; same unit as `warning`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<SignalBound>,
+    /// The window the signal is computed over (`7d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// How many consecutive weeks (or trials, for `jury_variance`) the condition must hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periods: Option<u32>,
+    /// For `outcome_missing`: how long after an allowed call its outcome is expected (`24h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// A signal threshold: a number or a duration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SignalBound {
+    /// A number: a fraction 0..=1 for rates and divergences, points, or a ratio.
+    Number(f64),
+    /// A duration (`30d`), for `evaluation_staleness`.
+    Duration(String),
 }

@@ -66,6 +66,7 @@ const CODES: &[&str] = &[
     "rule-id",
     "shadowed",
     "shape",
+    "signal",
     "too-deep",
     "too-large",
     "unknown-action",
