@@ -10,7 +10,19 @@
 //! - `scope_adherence` also counts production `verdict` records: `allow` and `review` are in
 //!   scope, `deny` and `halted` are attempts outside the pact;
 //! - `outcome_reliability`: allowed verdicts whose `outcome` reports `executed`, over allowed
-//!   verdicts.
+//!   verdicts;
+//! - `harness_stability` also counts consistency: `trial_case` records of the same suite and the
+//!   same base case id (the id up to [`PERTURBATION_SEPARATOR`], so `refund-direct~2` is a
+//!   perturbation of `refund-direct`) form a group once they hold two or more pass/fail
+//!   verdicts (repeats across trials, or perturbations); a group whose verdicts all agree is a
+//!   success;
+//! - `evaluation_freshness`: judged `trial_case` records dated within the freshness window, over
+//!   all judged `trial_case` records (only this dimension reacts to the passing of time);
+//! - `incident_history`: weeks (counted from the Unix epoch) in which the agent has evidence
+//!   (verdicts, trial cases, incidents); a week with an `incident_opened` record of severity
+//!   `medium`, `high` or `critical` (or an unknown severity) fails, a `low` one does not;
+//! - `dispute_record`: resolved disputes (`dispute_resolved` with `finding` `rejected` is a
+//!   success, `upheld` a failure); open disputes are not counted.
 //!
 //! Every dimension carries its sample count, a Wilson 95% interval, the age of its newest
 //! evidence and the record indexes it came from. The composite is the weighted mean (weights per
@@ -49,9 +61,12 @@ pub const INDEXES_LISTED_MAX: usize = 32;
 pub const WEEK_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 /// A change of more than this many points between two computations is flagged.
 pub const SWING_POINTS_MAX: i64 = 200;
+/// Separates a case id from its perturbation suffix (`base~variant`).
+pub const PERTURBATION_SEPARATOR: char = '~';
 
-/// The dimensions of the score, in display order.
-pub const DIMENSIONS: [&str; 9] = [
+/// The dimensions of the score, in display order (`pact::SCORE_DIMENSIONS` keeps the same list
+/// for the pact's `score:` section; a test checks they agree).
+pub const DIMENSIONS: [&str; 12] = [
     "task_accuracy",
     "source_grounding",
     "scope_adherence",
@@ -61,6 +76,9 @@ pub const DIMENSIONS: [&str; 9] = [
     "persona_stability",
     "harness_stability",
     "outcome_reliability",
+    "evaluation_freshness",
+    "incident_history",
+    "dispute_record",
 ];
 
 /// How much to trust a number.
@@ -108,11 +126,11 @@ impl Config {
     /// Higher tiers weigh the boundaries (scope, probes, injection, authority) more and task
     /// accuracy less, and want fresher evidence. A pact may override these later.
     pub fn for_tier(tier: &str) -> Config {
-        let (weights, freshness_days): ([u32; 9], u64) = match tier {
-            "low" => ([30, 15, 15, 10, 10, 5, 5, 5, 5], 90),
-            "high" => ([15, 10, 20, 15, 15, 10, 5, 5, 5], 30),
-            "critical" => ([10, 10, 20, 15, 20, 15, 5, 0, 5], 14),
-            _ => ([20, 15, 15, 15, 10, 10, 5, 5, 5], 60),
+        let (weights, freshness_days): ([u32; 12], u64) = match tier {
+            "low" => ([30, 15, 15, 10, 10, 5, 5, 5, 5, 5, 5, 5], 90),
+            "high" => ([15, 10, 20, 15, 15, 10, 5, 5, 5, 5, 10, 10], 30),
+            "critical" => ([10, 10, 20, 15, 20, 15, 5, 0, 5, 5, 10, 10], 14),
+            _ => ([20, 15, 15, 15, 10, 10, 5, 5, 5, 5, 5, 5], 60),
         };
         Config {
             weights: DIMENSIONS
@@ -124,6 +142,25 @@ impl Config {
             samples_medium_min: 30,
             samples_high_min: 200,
         }
+    }
+
+    /// The tier's defaults with a pact's overrides: each named weight replaces the default
+    /// (names outside [`DIMENSIONS`] are ignored; the pact checker refuses them), and the
+    /// freshness window when given.
+    pub fn with_overrides(
+        mut self,
+        weights: &BTreeMap<String, u32>,
+        freshness_ms: Option<u64>,
+    ) -> Config {
+        for (name, weight) in weights {
+            if DIMENSIONS.contains(&name.as_str()) {
+                self.weights.insert(name.clone(), *weight);
+            }
+        }
+        if let Some(freshness_ms) = freshness_ms {
+            self.freshness_ms = freshness_ms;
+        }
+        self
     }
 }
 
@@ -230,6 +267,9 @@ impl Tally {
     }
 }
 
+/// `(index, ts_ms, passed)` of one judged trial case.
+type JudgedCase = (u64, u64, bool);
+
 /// Computes the score from `records` (log index, record), all about one agent, as of `now_ms`.
 /// `score` records among them are the history velocity is measured against.
 pub fn compute(records: &[(u64, Value)], config: &Config, now_ms: u64) -> Score {
@@ -238,9 +278,38 @@ pub fn compute(records: &[(u64, Value)], config: &Config, now_ms: u64) -> Score 
     let mut executed: std::collections::HashSet<u64> = std::collections::HashSet::new();
     let mut outcome_indexes: HashMap<u64, (u64, u64)> = HashMap::new();
     let mut history: Vec<(u64, u64, u16)> = Vec::new();
+    // (suite, base case id) -> (index, ts, passed) of each judged case.
+    let mut case_groups: BTreeMap<(&str, &str), Vec<JudgedCase>> = BTreeMap::new();
+    // week -> (failed, index of the first record seen, its ts).
+    let mut weeks: BTreeMap<u64, (bool, u64, u64)> = BTreeMap::new();
+    let mut incident_indexes: Vec<(u64, u64)> = Vec::new();
     for (index, record) in records {
         let ts_ms = record.get("ts").and_then(Value::as_u64).unwrap_or(0);
-        match record.get("kind").and_then(Value::as_str) {
+        let kind = record.get("kind").and_then(Value::as_str);
+        if matches!(kind, Some("trial_case" | "verdict" | "incident_opened")) {
+            weeks
+                .entry(ts_ms / WEEK_MS)
+                .or_insert((false, *index, ts_ms));
+        }
+        match kind {
+            Some("incident_opened") => {
+                let minor = record.get("severity").and_then(Value::as_str) == Some("low");
+                if let Some(week) = weeks.get_mut(&(ts_ms / WEEK_MS)) {
+                    week.0 |= !minor;
+                }
+                incident_indexes.push((*index, ts_ms));
+            }
+            Some("dispute_resolved") => {
+                let upheld = match record.get("finding").and_then(Value::as_str) {
+                    Some("rejected") => false,
+                    Some("upheld") => true,
+                    _ => continue,
+                };
+                tallies
+                    .entry("dispute_record")
+                    .or_default()
+                    .add(*index, ts_ms, Some(!upheld));
+            }
             Some("trial_case") => {
                 let Some(dimension) = record
                     .get("dimension")
@@ -254,6 +323,25 @@ pub fn compute(records: &[(u64, Value)], config: &Config, now_ms: u64) -> Score 
                     Some("failed") => Some(false),
                     _ => None,
                 };
+                if let Some(passed) = success {
+                    tallies.entry("evaluation_freshness").or_default().add(
+                        *index,
+                        ts_ms,
+                        Some(now_ms.saturating_sub(ts_ms) <= config.freshness_ms),
+                    );
+                    if let (Some(suite), Some(case)) = (
+                        record.get("suite").and_then(Value::as_str),
+                        record.get("case").and_then(Value::as_str),
+                    ) {
+                        let base = case
+                            .split_once(PERTURBATION_SEPARATOR)
+                            .map_or(case, |(base, _)| base);
+                        case_groups
+                            .entry((suite, base))
+                            .or_default()
+                            .push((*index, ts_ms, passed));
+                    }
+                }
                 tallies
                     .entry(dimension)
                     .or_default()
@@ -312,6 +400,35 @@ pub fn compute(records: &[(u64, Value)], config: &Config, now_ms: u64) -> Score 
                 .unwrap_or((*verdict_idx, *verdict_ts));
             tally.add(index, ts_ms, Some(executed.contains(verdict_idx)));
         }
+    }
+    for group in case_groups.values().filter(|group| group.len() >= 2) {
+        let agree = group
+            .iter()
+            .all(|(_, _, passed)| Some(passed) == group.first().map(|g| &g.2));
+        let tally = tallies.entry("harness_stability").or_default();
+        let newest_ts_ms = group.iter().map(|(_, ts, _)| *ts).max().unwrap_or(0);
+        tally.n_samples += 1;
+        tally.n_successes += u64::from(agree);
+        tally.newest_ts_ms = Some(
+            tally
+                .newest_ts_ms
+                .map_or(newest_ts_ms, |ts| ts.max(newest_ts_ms)),
+        );
+        tally
+            .indexes
+            .extend(group.iter().map(|(index, _, _)| *index));
+    }
+    if !weeks.is_empty() {
+        let tally = tallies.entry("incident_history").or_default();
+        for (failed, index, ts_ms) in weeks.values() {
+            tally.add(*index, *ts_ms, Some(!failed));
+        }
+        // The incidents themselves are the records to look at.
+        tally
+            .indexes
+            .extend(incident_indexes.iter().map(|(index, _)| *index));
+        tally.indexes.sort_unstable();
+        tally.indexes.dedup();
     }
     let dimensions: Vec<DimensionScore> = DIMENSIONS
         .iter()
@@ -541,9 +658,15 @@ mod tests {
         assert!(boundary.stale);
         assert_eq!(boundary.confidence, Confidence::Medium);
         assert_eq!(boundary.value_bp, Some(10000));
-        assert_eq!(score.points, Some(1000));
+        // Only evaluation_freshness reacts to time: 0 of 250 cases inside the window. High tier:
+        // (15 * 10000 boundary + 5 * 0 freshness + 10 * 10000 incident history, one quiet
+        // week) / 30 = 8333 bp -> 833 points.
+        assert_eq!(score.dimensions[9].value_bp, Some(0));
+        assert_eq!(score.dimensions[10].value_bp, Some(10000));
+        assert_eq!(score.points, Some(833));
         let fresh = compute(&records, &config, NOW - 35 * DAY_MS);
         assert_eq!(fresh.dimensions[3].confidence, Confidence::High);
+        assert_eq!(fresh.points, Some(1000));
         assert_eq!(boundary.record_indexes.len(), INDEXES_LISTED_MAX);
         assert_eq!(boundary.record_indexes.last(), Some(&249));
     }
@@ -579,7 +702,8 @@ mod tests {
 
     #[test]
     fn velocity_is_points_per_week_and_swings_are_flagged() {
-        let config = Config::for_tier("medium");
+        let mut config = Config::for_tier("medium");
+        config.weights = [("boundary_integrity".to_owned(), 1)].into_iter().collect();
         let mut records: Vec<(u64, Value)> = (0..10)
             .map(|idx| case(idx, "boundary_integrity", idx < 5, NOW))
             .collect();
@@ -608,5 +732,170 @@ mod tests {
         // No evidence: no score, not zero.
         let empty = compute(&[], &config, NOW);
         assert_eq!((empty.points, empty.confidence), (None, Confidence::None));
+    }
+
+    fn judged(index: u64, suite: &str, case_id: &str, passed: bool, ts: u64) -> (u64, Value) {
+        (
+            index,
+            json!({"kind": "trial_case", "agent": "a", "ts": ts, "dimension": "task_accuracy",
+                   "suite": suite, "case": case_id, "status": if passed { "passed" } else { "failed" }}),
+        )
+    }
+
+    #[test]
+    fn harness_stability_is_agreement_across_repeats_and_perturbations() {
+        let config = Config::for_tier("medium");
+        let records = vec![
+            // s1/a: two repeats and a perturbation, all pass: agrees.
+            judged(0, "s1", "a", true, NOW),
+            judged(1, "s1", "a", true, NOW),
+            judged(2, "s1", "a~typo", true, NOW),
+            // s1/b: pass then fail: disagrees.
+            judged(3, "s1", "b", true, NOW),
+            judged(4, "s1", "b~2", false, NOW - DAY_MS),
+            // s1/c: one verdict only: not a sample.
+            judged(5, "s1", "c", false, NOW),
+            // s2/a: another suite, both fail: agrees.
+            judged(6, "s2", "a", false, NOW),
+            judged(7, "s2", "a", false, NOW),
+            // An error is not a verdict: s2/d has one verdict, no sample.
+            judged(8, "s2", "d", true, NOW),
+            (
+                9,
+                json!({"kind": "trial_case", "agent": "a", "ts": NOW, "dimension": "task_accuracy",
+                       "suite": "s2", "case": "d", "status": "error"}),
+            ),
+        ];
+        let score = compute(&records, &config, NOW);
+        let harness = &score.dimensions[7];
+        assert_eq!(harness.name, "harness_stability");
+        assert_eq!((harness.n_successes, harness.n_samples), (2, 3));
+        assert_eq!(harness.value_bp, Some(6667));
+        assert_eq!(harness.record_indexes, vec![0, 1, 2, 3, 4, 6, 7]);
+        assert_eq!(harness.age_ms, Some(0));
+        // Every judged case is fresh: 9 of 9 (the error is not counted).
+        let freshness = &score.dimensions[9];
+        assert_eq!(freshness.name, "evaluation_freshness");
+        assert_eq!((freshness.n_successes, freshness.n_samples), (9, 9));
+    }
+
+    #[test]
+    fn evaluation_freshness_counts_cases_inside_the_window() {
+        let config = Config::for_tier("high"); // 30 days
+        let records = vec![
+            judged(0, "s", "a", true, NOW - 31 * DAY_MS),
+            judged(1, "s", "b", false, NOW - 30 * DAY_MS),
+            judged(2, "s", "c", true, NOW - DAY_MS),
+            judged(3, "s", "d", true, NOW - 60 * DAY_MS),
+        ];
+        let freshness = compute(&records, &config, NOW).dimensions[9].clone();
+        // 30 days exactly is inside; 31 and 60 are not: 2 of 4.
+        assert_eq!((freshness.n_successes, freshness.n_samples), (2, 4));
+        assert_eq!(freshness.value_bp, Some(5000));
+        assert_eq!(freshness.age_ms, Some(DAY_MS));
+        assert!(!freshness.stale);
+    }
+
+    #[test]
+    fn incident_history_counts_weeks_with_serious_incidents() {
+        let config = Config::for_tier("medium");
+        let week = |n: u64| n * WEEK_MS + DAY_MS;
+        let verdict = |index: u64, ts: u64| {
+            (
+                index,
+                json!({"kind": "verdict", "agent": "a", "ts": ts, "decision": "allow"}),
+            )
+        };
+        let incident = |index: u64, ts: u64, severity: Value| {
+            (
+                index,
+                json!({"kind": "incident_opened", "agent": "a", "ts": ts, "severity": severity, "pattern": "x"}),
+            )
+        };
+        let records = vec![
+            verdict(0, week(1)),
+            verdict(1, week(1) + 1),
+            // Week 2: only a low incident: passes.
+            verdict(2, week(2)),
+            incident(3, week(2) + 5, json!("low")),
+            // Week 3: a high incident: fails.
+            verdict(4, week(3)),
+            incident(5, week(3) + 5, json!("high")),
+            // Week 4: an incident with no readable severity counts as serious, alone in its week.
+            incident(6, week(4), json!(42)),
+            // Week 5: quiet.
+            verdict(7, week(5)),
+        ];
+        let score = compute(&records, &config, week(5));
+        let incidents = &score.dimensions[10];
+        assert_eq!(incidents.name, "incident_history");
+        // 5 weeks with evidence, 2 failed: 3 of 5.
+        assert_eq!((incidents.n_successes, incidents.n_samples), (3, 5));
+        assert_eq!(incidents.value_bp, Some(6000));
+        assert_eq!(incidents.record_indexes, vec![0, 2, 3, 4, 5, 6, 7]);
+        // No records: the dimension has no evidence, never a zero.
+        let none = compute(&[], &config, NOW);
+        assert_eq!(none.dimensions[10].value_bp, None);
+    }
+
+    #[test]
+    fn dispute_record_counts_resolved_disputes() {
+        let config = Config::for_tier("medium");
+        let records = vec![
+            (
+                0,
+                json!({"kind": "dispute_opened", "agent": "a", "ts": NOW}),
+            ),
+            (
+                1,
+                json!({"kind": "dispute_opened", "agent": "a", "ts": NOW}),
+            ),
+            (
+                2,
+                json!({"kind": "dispute_opened", "agent": "a", "ts": NOW}),
+            ),
+            (
+                3,
+                json!({"kind": "dispute_resolved", "agent": "a", "ts": NOW, "dispute": 0, "finding": "rejected"}),
+            ),
+            (
+                4,
+                json!({"kind": "dispute_resolved", "agent": "a", "ts": NOW, "dispute": 1, "finding": "upheld"}),
+            ),
+            (
+                5,
+                json!({"kind": "dispute_resolved", "agent": "a", "ts": NOW, "dispute": 2, "finding": "maybe"}),
+            ),
+            (
+                6,
+                json!({"kind": "dispute_resolved", "agent": "a", "ts": NOW, "dispute": 2}),
+            ),
+        ];
+        let disputes = compute(&records, &config, NOW).dimensions[11].clone();
+        assert_eq!(disputes.name, "dispute_record");
+        // One rejected (the agent was right), one upheld; unreadable findings and open disputes
+        // are not counted.
+        assert_eq!((disputes.n_successes, disputes.n_samples), (1, 2));
+        assert_eq!(disputes.record_indexes, vec![3, 4]);
+        // Only open disputes: no evidence.
+        let open = compute(&records[..3], &config, NOW);
+        assert_eq!(open.dimensions[11].value_bp, None);
+    }
+
+    #[test]
+    fn pact_overrides_replace_tier_defaults() {
+        let weights = [
+            ("scope_adherence".to_owned(), 30),
+            ("nonsense".to_owned(), 7),
+        ]
+        .into_iter()
+        .collect();
+        let config = Config::for_tier("high").with_overrides(&weights, Some(DAY_MS));
+        assert_eq!(config.weights.get("scope_adherence"), Some(&30));
+        assert_eq!(config.weights.get("task_accuracy"), Some(&15));
+        assert_eq!(config.weights.get("nonsense"), None);
+        assert_eq!(config.freshness_ms, DAY_MS);
+        let unchanged = Config::for_tier("high").with_overrides(&BTreeMap::new(), None);
+        assert_eq!(unchanged, Config::for_tier("high"));
     }
 }
