@@ -16,7 +16,7 @@ use crate::auth::{Caller, Role};
 use crate::json::{json_response, parse_json, read_body, ApiJson};
 use crate::problem::ApiError;
 use crate::registry::{ActiveRow, AgentRow, PactRow};
-use crate::wire::{format_time_ms, now_ms};
+use crate::wire::format_time_ms;
 
 /// Longest agent id, in bytes.
 pub const AGENT_ID_BYTES_MAX: usize = 256;
@@ -90,6 +90,9 @@ struct UpdateBody {
     class: Option<String>,
     #[serde(default)]
     tier: Option<String>,
+    /// `webhook:URL` or `openai:URL#MODEL`: where the server sends this agent's trials.
+    #[serde(default)]
+    trial_target: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -183,7 +186,7 @@ pub(crate) async fn register(
             format!("agent `{}` is already registered", body.id),
         ));
     }
-    let now = now_ms();
+    let now = app.now_ms();
     let row = AgentRow {
         id: body.id,
         owner: body.owner,
@@ -236,6 +239,7 @@ enum Sub<'a> {
     Pact(&'a str),
     Activate(&'a str),
     Control(&'static str),
+    Signals,
 }
 
 fn split_agent_path(path: &str) -> (&str, Sub<'_>) {
@@ -259,6 +263,9 @@ fn split_agent_path(path: &str) -> (&str, Sub<'_>) {
         }
         if tail(1) == Some("pacts") {
             return (head(1), Sub::Pacts);
+        }
+        if tail(1) == Some("signals") {
+            return (head(1), Sub::Signals);
         }
     }
     if n_segments >= 4 && tail(1) == Some("activate") && tail(3) == Some("pacts") {
@@ -307,6 +314,16 @@ pub(crate) async fn agent_path(
             let body: ControlBody = parse_json(&read_body(request, &app).await?)?;
             control(&app, &caller, &id, kind, body).await
         }
+        (Sub::Signals, Method::GET) => {
+            caller.require_for_agent(READ_ROLES, &id)?;
+            let body = crate::watch::handle(&app, &id, false).await?;
+            Ok(json_response(StatusCode::OK, body))
+        }
+        (Sub::Signals, Method::POST) => {
+            caller.require(CONTROL_ROLES)?;
+            let body = crate::watch::handle(&app, &id, true).await?;
+            Ok(json_response(StatusCode::OK, body))
+        }
         _ => Err(method_not_allowed(&method)),
     }
 }
@@ -315,8 +332,11 @@ fn show(app: &AppState, caller: &Caller, id: &str) -> Result<Response, ApiError>
     caller.require_for_agent(READ_ROLES, id)?;
     let slot = app.agent(id)?;
     let info = lock_info(&slot).clone();
+    let trial_target = app.registry().trial_target(id)?;
     let runtime = lock_runtime(&slot);
-    Ok(json_response(StatusCode::OK, agent_json(&info, &runtime)))
+    let mut body = agent_json(&info, &runtime);
+    body["trial_target"] = json!(trial_target);
+    Ok(json_response(StatusCode::OK, body))
 }
 
 async fn update(
@@ -331,6 +351,9 @@ async fn update(
     if let Some(tier) = &body.tier {
         check_tier(tier)?;
     }
+    if let Some(target) = &body.trial_target {
+        crate::trials::check_target(target)?;
+    }
     let _admin = app.admin_lock().await;
     let mut row = lock_info(&slot).clone();
     if body.class.is_some() {
@@ -339,17 +362,24 @@ async fn update(
     if let Some(tier) = body.tier {
         row.tier = tier;
     }
-    let now = now_ms();
+    let trial_target = match body.trial_target {
+        Some(target) => Some(target),
+        None => app.registry().trial_target(id)?,
+    };
+    let now = app.now_ms();
     let record = make_record(
         "agent_updated",
         id,
         now,
-        json!({ "class": row.class, "tier": row.tier, "by": caller.who() }),
+        json!({ "class": row.class, "tier": row.tier, "trial_target": trial_target, "by": caller.who() }),
     )?;
     let record_idx = app.append_one(record).await?;
     app.registry().update_agent(&row)?;
+    app.registry()
+        .set_trial_target(id, trial_target.as_deref())?;
     *lock_info(&slot) = row.clone();
     let mut body = agent_json(&row, &lock_runtime(&slot));
+    body["trial_target"] = json!(trial_target);
     body["record"] = json!(record_idx);
     Ok(json_response(StatusCode::OK, body))
 }
@@ -495,7 +525,7 @@ async fn upload_pact(
             format!("version {version} of `{id}` exists with digest {}; versions are immutable, upload it with a new version number", existing.digest),
         ));
     }
-    let now = now_ms();
+    let now = app.now_ms();
     let record = make_record(
         "pact",
         id,
@@ -529,7 +559,7 @@ async fn activate(
     let row = find_pact(app, id, version)?;
     let guard = guard_from_source(&row.source).map_err(ApiError::internal)?;
     let _admin = app.admin_lock().await;
-    let now = now_ms();
+    let now = app.now_ms();
     let record = make_record(
         "pact_activated",
         id,
@@ -593,15 +623,70 @@ async fn control(
         }
         (None, false) => None,
     };
+    if kind == "resume" {
+        refuse_resume_past_an_incident(app, id).await?;
+    }
+    let (status_after, record_idx) = apply_control(
+        app,
+        id,
+        kind,
+        category,
+        caller.who(),
+        body.reason,
+        Value::Null,
+    )
+    .await?;
+    if kind == "halt" {
+        // A halt opens an incident (or joins the one already open).
+        crate::incidents::open_automatically(
+            app,
+            id,
+            incident::records::Trigger::Halt,
+            record_idx,
+            &[],
+        )
+        .await?;
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "agent": id, "status": status_after, "record": record_idx }),
+    ))
+}
+
+/// A person may resume an agent they halted themselves; an agent halted because evidence tripped
+/// a signal comes back only through its incident's recovery gate.
+async fn refuse_resume_past_an_incident(app: &AppState, id: &str) -> Result<(), ApiError> {
+    let gated = crate::incidents::gated_incident(app, id).await?;
+    match gated {
+        Some(label) => Err(ApiError::conflict(
+            "incident-open",
+            format!("{label} is unresolved and was opened by a signal: resume through `pactum incident resume {label}` once its re-entry criteria are met"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Halts, resumes, restricts or lifts a restriction on an agent, then records it (`kind` is
+/// the record kind). The change is in force before the record is written: a decision that
+/// starts after this returns sees it. `extra` adds members to the record (a response's
+/// `signal` and `refs`, say). Returns the agent's status after the change and the record index.
+pub(crate) async fn apply_control(
+    app: &AppState,
+    id: &str,
+    kind: &'static str,
+    category: Option<String>,
+    who: String,
+    reason: String,
+    extra: Value,
+) -> Result<(&'static str, u64), ApiError> {
     let slot = app.agent(id)?;
-    let now = now_ms();
-    let who = caller.who();
+    let now = app.now_ms();
     let status_after = {
         let mut runtime = lock_runtime(&slot);
         match (kind, &category) {
             ("halt", _) => runtime.state.set_halt(Halt {
                 by: who.clone(),
-                reason: body.reason.clone(),
+                reason: reason.clone(),
                 at_ms: now,
             }),
             ("resume", _) => runtime.state.resume(),
@@ -612,15 +697,15 @@ async fn control(
         app.persist_controls(id, &runtime.state)?;
         status(&runtime)
     };
-    let mut members = json!({ "by": who, "reason": body.reason });
+    let mut members = json!({ "by": who, "reason": reason });
     if let Some(category) = &category {
         members["category"] = json!(category);
     }
+    if let (Some(members), Value::Object(extra)) = (members.as_object_mut(), extra) {
+        members.extend(extra);
+    }
     let record_idx = app.append_one(make_record(kind, id, now, members)?).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        json!({ "agent": id, "status": status_after, "record": record_idx }),
-    ))
+    Ok((status_after, record_idx))
 }
 
 #[cfg(test)]
@@ -644,6 +729,7 @@ mod tests {
                 Sub::Pact(reference) => format!("pact {reference}"),
                 Sub::Activate(version) => format!("activate {version}"),
                 Sub::Control(kind) => kind.to_string(),
+                Sub::Signals => "signals".to_string(),
             };
             assert_eq!((id, sub.as_str()), (want_id, want_sub), "{path}");
         }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,27 @@ pub struct Limits {
     /// Longest time a request may take to answer (the event stream's body is not bounded), in
     /// milliseconds.
     pub request_timeout_ms: u64,
+    /// Largest uploaded trial suite (`POST /v1/suites`), in bytes.
+    pub suite_bytes_max: usize,
+    /// Most trials running at once; more are refused with 429 `too-many-trials`.
+    pub trials_running_max: usize,
+    /// How often the scheduler looks for due trials, in milliseconds (0: never).
+    pub schedule_check_ms: u64,
+    /// How often every agent's signals are evaluated and answered, in milliseconds (0: never;
+    /// immediate signals are answered on each verdict regardless).
+    pub signals_check_ms: u64,
+    /// How often an obligation's suite is rerun for a `critical` pact, in milliseconds.
+    pub trial_cadence_critical_ms: u64,
+    /// ... for a `high` pact.
+    pub trial_cadence_high_ms: u64,
+    /// ... for a `medium` pact.
+    pub trial_cadence_medium_ms: u64,
+    /// ... for a `low` pact.
+    pub trial_cadence_low_ms: u64,
 }
+
+/// One day, in milliseconds.
+pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -61,6 +81,14 @@ impl Default for Limits {
             token_requests_per_s: 100_000,
             oracle_requests_per_s: 50,
             request_timeout_ms: 30_000,
+            suite_bytes_max: 16 * 1024 * 1024,
+            trials_running_max: 4,
+            schedule_check_ms: 60_000,
+            signals_check_ms: 60_000,
+            trial_cadence_critical_ms: DAY_MS,
+            trial_cadence_high_ms: 7 * DAY_MS,
+            trial_cadence_medium_ms: 30 * DAY_MS,
+            trial_cadence_low_ms: 90 * DAY_MS,
         }
     }
 }
@@ -72,6 +100,11 @@ pub struct AppConfig {
     pub data_dir: PathBuf,
     /// Caller limits.
     pub limits: Limits,
+    /// Lets an admin move the server's clock forward (`POST /v1/clock`): for drills and
+    /// end-to-end tests that simulate weeks. Never on in production.
+    pub simulated_clock: bool,
+    /// Webhooks for escalations and incidents.
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// The guard side of one agent: protected by one lock, taken by decide and by halt.
@@ -115,6 +148,12 @@ struct Inner {
     events: tokio::sync::broadcast::Sender<Arc<RecordEvent>>,
     metrics: Metrics,
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Signals already answered, per agent.
+    active_signals: crate::respond::Active,
+    /// Added to the system clock; only ever non-zero with `simulated_clock`.
+    clock_offset_ms: AtomicU64,
+    /// Trials running on blocking threads.
+    trials: crate::trials::Trials,
 }
 
 /// A token bucket of one token id.
@@ -223,6 +262,8 @@ impl AppState {
                 }),
             );
         }
+        // Trials a previous process left running never got their `trial` record.
+        registry.abandon_running_trials()?;
         let pacts = registry.pacts()?;
         for (agent, active) in registry.actives()? {
             let Some(slot) = agents.get(&agent) else {
@@ -281,12 +322,20 @@ impl AppState {
                 events: tokio::sync::broadcast::channel(EVENTS_BUFFERED_MAX).0,
                 metrics,
                 buckets: Mutex::new(HashMap::new()),
+                active_signals: crate::respond::Active::default(),
+                clock_offset_ms: AtomicU64::new(0),
+                trials: crate::trials::Trials::default(),
             }),
         };
         Ok(Opened {
             app,
             new_admin_token,
         })
+    }
+
+    /// The trials this process runs.
+    pub fn trials(&self) -> &crate::trials::Trials {
+        &self.inner.trials
     }
 
     /// The limits.
@@ -297,6 +346,36 @@ impl AppState {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.inner.config.data_dir
+    }
+
+    /// The server's time: the system clock, moved forward by [`AppState::advance_clock`] when
+    /// the clock is simulated. Every handler reads time here, never from the system directly.
+    pub fn now_ms(&self) -> u64 {
+        now_ms().saturating_add(self.inner.clock_offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Signals already answered, per agent.
+    pub fn active_signals(&self) -> &crate::respond::Active {
+        &self.inner.active_signals
+    }
+
+    /// Where notifications go.
+    pub fn notify_config(&self) -> &crate::notify::NotifyConfig {
+        &self.inner.config.notify
+    }
+
+    /// Whether the clock may be moved.
+    pub fn clock_is_simulated(&self) -> bool {
+        self.inner.config.simulated_clock
+    }
+
+    /// Moves a simulated clock forward by `ms`; `None` when the clock is real. Returns the new time.
+    pub fn advance_clock(&self, ms: u64) -> Option<u64> {
+        if !self.inner.config.simulated_clock {
+            return None;
+        }
+        self.inner.clock_offset_ms.fetch_add(ms, Ordering::Relaxed);
+        Some(self.now_ms())
     }
 
     /// The evidence log.
@@ -424,6 +503,21 @@ impl AppState {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clear();
+    }
+
+    /// Every record about `agent`, oldest first, with its index. Blocking (it reads the log):
+    /// call it from `spawn_blocking`. Records that do not parse are skipped: the log's own
+    /// verification is where corruption is reported.
+    pub fn agent_records(&self, agent: &str) -> Result<Vec<(u64, Value)>, ApiError> {
+        let rows = self.inner.log.agent_records(agent, 0, &[], usize::MAX)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(index, bytes)| {
+                serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .map(|value| (index, value))
+            })
+            .collect())
     }
 
     /// Appends records and waits until they are durable; returns their indexes. Then

@@ -13,7 +13,7 @@ use crate::auth::{Caller, Role};
 use crate::json::{json_response, parse_json, read_body};
 use crate::problem::ApiError;
 use crate::registry::ApprovalRow;
-use crate::wire::{format_time_ms, now_ms};
+use crate::wire::format_time_ms;
 
 /// Most approvals one listing returns.
 pub const APPROVALS_LISTED_MAX: usize = 1000;
@@ -141,7 +141,7 @@ pub(crate) async fn settle(
             ),
         ));
     }
-    let now = now_ms();
+    let now = app.now_ms();
     let who = caller.who();
     let record = make_record(
         "approval",

@@ -17,7 +17,7 @@ use crate::auth::{Caller, Role};
 use crate::json::{json_response, ApiJson};
 use crate::problem::ApiError;
 use crate::registry::ApprovalRow;
-use crate::wire::{now_ms, verdict_json, RequestWire};
+use crate::wire::{verdict_json, RequestWire};
 
 /// Roles that may ask for decisions and report outcomes (agent tokens: for their own agent).
 pub const DECIDE_ROLES: &[Role] = &[Role::Admin, Role::Agent];
@@ -184,13 +184,15 @@ pub(crate) async fn decide(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let prepared = prepare(&app, &caller, &value)?;
-    let mut decided = decide_prepared(&app, prepared, now_ms())?;
+    let agent = prepared.agent.clone();
+    let mut decided = decide_prepared(&app, prepared, app.now_ms())?;
     let record = decided
         .record
         .take()
         .ok_or_else(|| ApiError::internal("a decision without its record"))?;
     let record_idx = app.append_one(record).await?;
     after_recorded(&app, &mut decided, record_idx)?;
+    crate::watch::after_verdict(&app, &agent, record_idx, &decided.verdict).await?;
     observe_latency(&app, started);
     Ok(json_response(StatusCode::OK, decided.verdict))
 }
@@ -255,8 +257,9 @@ pub(crate) async fn decide_batch(
         prepared.push(item);
     }
     let started = Instant::now();
-    let now = now_ms();
+    let now = app.now_ms();
     let mut decided = Vec::with_capacity(prepared.len());
+    let agents: Vec<String> = prepared.iter().map(|item| item.agent.clone()).collect();
     for item in prepared {
         decided.push(decide_prepared(&app, item, now)?);
     }
@@ -266,8 +269,9 @@ pub(crate) async fn decide_batch(
         .collect();
     let indexes = app.append(records).await?;
     let mut verdicts = Vec::with_capacity(decided.len());
-    for (mut item, record_idx) in decided.into_iter().zip(indexes) {
+    for ((mut item, record_idx), agent) in decided.into_iter().zip(indexes).zip(agents) {
         after_recorded(&app, &mut item, record_idx)?;
+        crate::watch::after_verdict(&app, &agent, record_idx, &item.verdict).await?;
         verdicts.push(item.verdict);
     }
     observe_latency(&app, started);
@@ -335,7 +339,7 @@ pub(crate) async fn outcome(
     }
     let agent = verdict_record.agent().to_string();
     caller.require_for_agent(DECIDE_ROLES, &agent)?;
-    let now = now_ms();
+    let now = app.now_ms();
     let record = make_record(
         "outcome",
         &agent,
@@ -350,5 +354,69 @@ pub(crate) async fn outcome(
     Ok(json_response(
         StatusCode::CREATED,
         json!({ "agent": agent, "verdict": body.verdict, "status": body.status, "record": record_idx }),
+    ))
+}
+
+/// Longest metric name.
+pub const METRIC_NAME_BYTES_MAX: usize = 64;
+
+/// The body of `POST /v1/observations`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ObservationBody {
+    agent: String,
+    /// The metric's name as the pact's obligations use it (`csat`, `resolution_rate`, ...).
+    metric: String,
+    /// The measured value.
+    value: f64,
+    /// Samples behind the value (a rate over 40 conversations: 40).
+    #[serde(default)]
+    n_samples: Option<u64>,
+}
+
+/// `POST /v1/observations`: a measured value of a named metric (a proxy such as CSAT, a truth
+/// such as resolution rate, a deflection rate), recorded as an `observation` with the value in
+/// thousandths (`value_milli`); the proxy-against-truth signals read them.
+pub(crate) async fn observation(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ObservationBody>,
+) -> Result<Response, ApiError> {
+    caller.require_for_agent(&[Role::Admin, Role::Operator, Role::Agent], &body.agent)?;
+    app.agent(&body.agent)?;
+    let name_ok = !body.metric.is_empty()
+        && body.metric.len() <= METRIC_NAME_BYTES_MAX
+        && body
+            .metric
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_');
+    if !name_ok {
+        return Err(ApiError::unprocessable(
+            "invalid-metric",
+            format!("metric names are 1 to {METRIC_NAME_BYTES_MAX} characters of a-z, 0-9 and _"),
+        ));
+    }
+    let milli = body.value * 1000.0;
+    if !milli.is_finite() || milli.abs() > 1e15 {
+        return Err(ApiError::unprocessable(
+            "invalid-value",
+            "the value must be a finite number of magnitude below 1e12",
+        ));
+    }
+    // In range by the check above.
+    #[allow(clippy::cast_possible_truncation)]
+    let value_milli = milli.round() as i64;
+    let mut members =
+        json!({ "metric": body.metric, "value_milli": value_milli, "by": caller.who() });
+    if let Some(n_samples) = body.n_samples {
+        members["n_samples"] = json!(n_samples);
+    }
+    let now = app.now_ms();
+    let record_idx = app
+        .append_one(make_record("observation", &body.agent, now, members)?)
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        json!({ "agent": body.agent, "metric": body.metric, "value_milli": value_milli, "record": record_idx }),
     ))
 }

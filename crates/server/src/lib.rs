@@ -15,8 +15,10 @@
 //! | `POST /v1/agents`, `PATCH /v1/agents/{id}`, `POST /v1/agents/{id}/pacts`, `POST /v1/agents/{id}/pacts/{version}/activate`, `/v1/tokens` | admin |
 //! | `GET /v1/agents` | admin, operator, auditor |
 //! | `GET /v1/agents/{id}`, `GET /v1/agents/{id}/pacts`, `GET /v1/agents/{id}/pacts/{version-or-digest}` | admin, operator, auditor, agent (itself) |
-//! | `POST /v1/agents/{id}/halt|resume|restrict|unrestrict` | admin, operator |
+//! | `POST /v1/agents/{id}/halt|resume|restrict|unrestrict`, `POST /v1/agents/{id}/signals` | admin, operator |
+//! | `GET /v1/agents/{id}/signals` | admin, operator, auditor, agent (itself) |
 //! | `POST /v1/decide`, `POST /v1/decide/batch`, `POST /v1/outcomes` | admin, agent (itself) |
+//! | `POST /v1/observations` | admin, operator, agent (itself) |
 //! | `GET /v1/log/checkpoint` | every role |
 //! | `GET /v1/log/records/{idx}`, `.../proof`, `GET /v1/log/consistency` | admin, operator, auditor |
 //! | `POST /v1/log/bundle` | admin, auditor |
@@ -24,7 +26,15 @@
 //! | `POST /v1/approvals/{verdict}/approve|reject` | admin, operator |
 //! | `GET /v1/events?agent=&kind=` | admin, operator, auditor; any role for its own agent |
 //! | `GET /metrics` | admin, operator, auditor |
+//! | `POST /v1/incidents`, `PATCH /v1/incidents/{id}`, `POST /v1/incidents/{id}/state\|changes\|approvals\|postmortem\|resume` | admin, operator |
+//! | `GET /v1/incidents`, `GET /v1/incidents/{id}`, `POST /v1/incidents/{id}/bundle`, `GET /v1/program` | admin, operator, auditor |
+//! | `GET /v1/clock` | every role |
+//! | `POST /v1/clock` (only with `--simulated-clock`) | admin |
 //! | `GET /v1/openapi.json` | public |
+//! | `POST /v1/suites` | admin |
+//! | `GET /v1/suites`, `GET /v1/suites/{id-or-digest}` | admin, operator, auditor |
+//! | `POST /v1/trials`, `DELETE /v1/trials/{id}` | admin, operator |
+//! | `GET /v1/trials?agent=`, `GET /v1/trials/{id}`, `GET /v1/trials/{id}/events` | admin, operator, auditor |
 
 pub mod agents;
 pub mod app;
@@ -33,11 +43,16 @@ pub mod auth;
 pub mod decide;
 pub mod demo;
 pub mod evidence;
+pub mod incidents;
 pub mod json;
+pub mod notify;
 pub mod observe;
 pub mod problem;
 pub mod registry;
+pub mod respond;
 pub mod tokens;
+pub mod trials;
+pub mod watch;
 pub mod wire;
 
 use std::any::Any;
@@ -63,6 +78,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/decide", post(decide::decide))
         .route("/v1/decide/batch", post(decide::decide_batch))
         .route("/v1/outcomes", post(decide::outcome))
+        .route("/v1/observations", post(decide::observation))
         .route("/v1/log/checkpoint", get(evidence::checkpoint))
         .route("/v1/log/records/{idx}", get(evidence::record))
         .route("/v1/log/records/{idx}/proof", get(evidence::proof))
@@ -75,7 +91,36 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/approvals/{verdict}/{action}", post(approvals::settle))
         .route("/v1/events", get(observe::events))
         .route("/metrics", get(observe::metrics))
+        .route(
+            "/v1/clock",
+            get(observe::clock).post(observe::advance_clock),
+        )
+        .route("/v1/incidents", post(incidents::open).get(incidents::list))
+        .route(
+            "/v1/incidents/{id}",
+            get(incidents::show).patch(incidents::update),
+        )
+        .route("/v1/incidents/{id}/state", post(incidents::transition))
+        .route(
+            "/v1/incidents/{id}/changes",
+            post(incidents::operating_model_change),
+        )
+        .route("/v1/incidents/{id}/approvals", post(incidents::approve))
+        .route("/v1/incidents/{id}/postmortem", post(incidents::postmortem))
+        .route("/v1/incidents/{id}/resume", post(incidents::resume))
+        .route("/v1/incidents/{id}/bundle", post(incidents::bundle))
+        .route("/v1/program", get(incidents::program))
         .route("/v1/openapi.json", get(openapi))
+        .route(
+            "/v1/suites",
+            post(trials::upload_suite)
+                .get(trials::list_suites)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/suites/{*id}", get(trials::get_suite))
+        .route("/v1/trials", post(trials::start).get(trials::list))
+        .route("/v1/trials/{id}", get(trials::show).delete(trials::cancel))
+        .route("/v1/trials/{id}/events", get(trials::events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -153,12 +198,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let serving = app.clone();
-    axum::serve(
+    let scheduler = trials::spawn_scheduler(app.clone());
+    let watcher = watch::spawn_watcher(app.clone());
+    let result = axum::serve(
         listener,
         router(serving).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await?;
+    .await;
+    for task in [scheduler, watcher].into_iter().flatten() {
+        task.abort();
+    }
+    // Running trials are recorded as incomplete, never left without their `trial` record.
+    app.cancel_trials(std::time::Duration::from_secs(60)).await;
+    result?;
     app.shutdown().map_err(std::io::Error::other)
 }
 

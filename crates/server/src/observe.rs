@@ -18,6 +18,7 @@ use tokio::sync::broadcast;
 
 use crate::app::AppState;
 use crate::auth::{Caller, Role};
+use crate::json::{json_response, ApiJson};
 use crate::problem::ApiError;
 
 /// Events buffered per subscriber; a subscriber further behind gets a `lagged` event.
@@ -28,13 +29,15 @@ pub const LATENCY_BUCKETS_US: [u64; 10] = [
 ];
 /// Upper bounds of the records-per-append histogram.
 pub const APPEND_BUCKETS_RECORDS: [u64; 6] = [1, 4, 16, 64, 256, 4096];
+/// Upper bounds of the notification latency histogram, in milliseconds.
+pub const NOTIFY_BUCKETS_MS: [u64; 8] = [10, 50, 100, 250, 1_000, 5_000, 30_000, 120_000];
 /// Event kinds a subscriber may filter on.
-pub const EVENT_KINDS: [&str; 5] = ["verdict", "halt", "approval", "pact", "agent"];
+pub const EVENT_KINDS: [&str; 6] = ["verdict", "halt", "approval", "pact", "agent", "trial"];
 
 /// One durable record, as an event.
 #[derive(Debug, Clone)]
 pub struct RecordEvent {
-    /// `verdict`, `halt`, `approval`, `pact` or `agent`.
+    /// `verdict`, `halt`, `approval`, `pact`, `agent` or `trial`.
     pub kind: &'static str,
     /// The record's agent.
     pub agent: String,
@@ -51,6 +54,7 @@ pub fn event_kind(record_kind: &str) -> Option<&'static str> {
         "approval" => Some("approval"),
         "pact" | "pact_activated" => Some("pact"),
         "agent_registered" | "agent_updated" => Some("agent"),
+        "trial_start" | "trial" | "suite" => Some("trial"),
         _ => None,
     }
 }
@@ -119,6 +123,10 @@ pub struct Metrics {
     pub log_batch_records: Arc<Histogram>,
     /// Requests refused by the per-token rate limit.
     pub rate_limited: AtomicU64,
+    /// Webhook deliveries: delivered, failed.
+    notifications: [AtomicU64; 2],
+    /// Communication latency: event raised -> receiver acknowledged, milliseconds.
+    pub notify_latency_ms: Histogram,
 }
 
 impl Default for Metrics {
@@ -129,6 +137,8 @@ impl Default for Metrics {
             append_records: Histogram::new(&APPEND_BUCKETS_RECORDS),
             log_batch_records: Arc::new(Histogram::new(&APPEND_BUCKETS_RECORDS)),
             rate_limited: AtomicU64::new(0),
+            notifications: Default::default(),
+            notify_latency_ms: Histogram::new(&NOTIFY_BUCKETS_MS),
         }
     }
 }
@@ -147,6 +157,17 @@ impl Metrics {
     pub fn count_decision(&self, decision: Decision) {
         if let Some(counter) = self.decisions.get(decision_idx(decision)) {
             counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one webhook delivery (`delivered` or `failed`) and, when delivered, its latency.
+    pub fn observe_notification(&self, status: &str, latency_ms: u64) {
+        let idx = usize::from(status != "delivered");
+        if let Some(counter) = self.notifications.get(idx) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        if idx == 0 {
+            self.notify_latency_ms.observe(latency_ms);
         }
     }
 
@@ -187,6 +208,20 @@ impl Metrics {
             "pactum_rate_limited_total {}",
             self.rate_limited.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP pactum_notifications_total Webhook deliveries by status.\n# TYPE pactum_notifications_total counter\n");
+        for (idx, status) in ["delivered", "failed"].iter().enumerate() {
+            let count = self
+                .notifications
+                .get(idx)
+                .map_or(0, |counter| counter.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "pactum_notifications_total{{status=\"{status}\"}} {count}"
+            );
+        }
+        out.push_str("# HELP pactum_notification_latency_seconds Communication latency: event raised to webhook acknowledged.\n# TYPE pactum_notification_latency_seconds histogram\n");
+        self.notify_latency_ms
+            .render(&mut out, "pactum_notification_latency_seconds", 1e3);
         out
     }
 }
@@ -204,6 +239,52 @@ pub(crate) async fn metrics(
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     Ok(response)
+}
+
+/// The body of `POST /v1/clock`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClockBody {
+    /// Milliseconds to move the clock forward.
+    advance_ms: u64,
+}
+
+/// Most the clock moves in one call: ten years.
+const CLOCK_ADVANCE_MS_MAX: u64 = 10 * 366 * 24 * 60 * 60 * 1000;
+
+/// `GET /v1/clock` (every role): the server's time and whether it is simulated.
+pub(crate) async fn clock(State(app): State<AppState>, _caller: Caller) -> Response {
+    json_response(
+        StatusCode::OK,
+        json!({ "now_ms": app.now_ms(), "simulated": app.clock_is_simulated() }),
+    )
+}
+
+/// `POST /v1/clock` (admin, and only with `--simulated-clock`): moves the clock forward, so a
+/// drill or a test can live through weeks of signals in seconds. The clock never goes back.
+pub(crate) async fn advance_clock(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ClockBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    if body.advance_ms > CLOCK_ADVANCE_MS_MAX {
+        return Err(ApiError::unprocessable(
+            "invalid-clock",
+            format!("advance_ms may be at most {CLOCK_ADVANCE_MS_MAX} (ten years)"),
+        ));
+    }
+    let now = app.advance_clock(body.advance_ms).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "clock-not-simulated",
+            "the server's clock is real; start it with --simulated-clock to move it",
+        )
+    })?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "now_ms": now, "simulated": true }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -252,7 +333,7 @@ pub(crate) async fn events(
                 let kind = EVENT_KINDS.iter().find(|kind| **kind == name).ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid-event-kind",
-                        format!("event kind `{name}` is not one of verdict, halt, approval, pact, agent"),
+                        format!("event kind `{name}` is not one of verdict, halt, approval, pact, agent, trial"),
                     )
                 })?;
                 kinds.push(*kind);
@@ -291,9 +372,23 @@ pub(crate) async fn events(
             }
         }
     });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    Ok(sse_response(futures_util::StreamExt::map(
+        stream,
+        |event: Result<Event, Infallible>| match event {
+            Ok(event) => event,
+            Err(never) => match never {},
+        },
+    )))
+}
+
+/// A Server-Sent Events response over `stream`, with a keep-alive comment every 15 s.
+pub fn sse_response(stream: impl futures_util::Stream<Item = Event> + Send + 'static) -> Response {
+    Sse::new(futures_util::StreamExt::map(
+        stream,
+        Ok::<Event, Infallible>,
+    ))
+    .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    .into_response()
 }
 
 /// Builds the event for a durable record (only called when someone listens).

@@ -159,7 +159,18 @@ impl Registry {
                 session TEXT NOT NULL, created_ms INTEGER NOT NULL, status TEXT NOT NULL,
                 decided_by TEXT, reason TEXT, decided_ms INTEGER, record_idx INTEGER);
              CREATE TABLE IF NOT EXISTS stats (
-                agent TEXT PRIMARY KEY, n_decisions INTEGER NOT NULL, n_denials INTEGER NOT NULL);",
+                agent TEXT PRIMARY KEY, n_decisions INTEGER NOT NULL, n_denials INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS suites (
+                digest TEXT PRIMARY KEY, id TEXT NOT NULL, version INTEGER NOT NULL,
+                format TEXT NOT NULL, source TEXT NOT NULL, n_cases INTEGER NOT NULL,
+                uploaded_ms INTEGER NOT NULL, record_idx INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS trial_targets (
+                agent TEXT PRIMARY KEY, target TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS trials (
+                start_idx INTEGER PRIMARY KEY, agent TEXT NOT NULL, suite_id TEXT NOT NULL,
+                suite_digest TEXT NOT NULL, obligation TEXT, scheduled INTEGER NOT NULL,
+                started_ms INTEGER NOT NULL, status TEXT NOT NULL, finished_ms INTEGER,
+                trial_idx INTEGER, summary TEXT);",
         )?;
         Ok(Self { conn })
     }
@@ -496,6 +507,227 @@ impl Registry {
             ],
         )?;
         Ok(n_rows == 1)
+    }
+}
+
+/// An uploaded trial suite, content-addressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteRow {
+    /// `sha256:<hex>` of its canonical form.
+    pub digest: String,
+    /// The suite's own id.
+    pub id: String,
+    /// The suite's own version.
+    pub version: u64,
+    /// `yaml` (also JSON) or `jsonl`.
+    pub format: String,
+    /// The text as uploaded.
+    pub source: String,
+    /// Cases in it.
+    pub n_cases: u64,
+    /// When, unix ms.
+    pub uploaded_ms: u64,
+    /// Index of its `suite` record.
+    pub record_idx: u64,
+}
+
+/// One trial started by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialRow {
+    /// Index of its `trial_start` record: the trial's id.
+    pub start_idx: u64,
+    /// The agent.
+    pub agent: String,
+    /// The suite's id.
+    pub suite_id: String,
+    /// The suite's digest.
+    pub suite_digest: String,
+    /// The obligation it measures, if any.
+    pub obligation: Option<String>,
+    /// Started by the scheduler.
+    pub scheduled: bool,
+    /// When started, unix ms (the `trial_start` record's `ts`).
+    pub started_ms: u64,
+    /// `running`, `complete`, `incomplete`, `failed` or `abandoned` (the server stopped
+    /// without recording its end).
+    pub status: String,
+    /// When it ended, unix ms.
+    pub finished_ms: Option<u64>,
+    /// Index of its `trial` record.
+    pub trial_idx: Option<u64>,
+    /// The `trial` record (or `{"error": ...}` when it failed), JSON text.
+    pub summary: Option<String>,
+}
+
+const SUITE_COLUMNS: &str = "digest, id, version, format, source, n_cases, uploaded_ms, record_idx";
+const TRIAL_COLUMNS: &str = "start_idx, agent, suite_id, suite_digest, obligation, scheduled, started_ms, status, finished_ms, trial_idx, summary";
+
+fn suite_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SuiteRow> {
+    Ok(SuiteRow {
+        digest: row.get(0)?,
+        id: row.get(1)?,
+        version: to_u64(row.get(2)?),
+        format: row.get(3)?,
+        source: row.get(4)?,
+        n_cases: to_u64(row.get(5)?),
+        uploaded_ms: to_u64(row.get(6)?),
+        record_idx: to_u64(row.get(7)?),
+    })
+}
+
+fn trial_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TrialRow> {
+    Ok(TrialRow {
+        start_idx: to_u64(row.get(0)?),
+        agent: row.get(1)?,
+        suite_id: row.get(2)?,
+        suite_digest: row.get(3)?,
+        obligation: row.get(4)?,
+        scheduled: row.get::<_, i64>(5)? != 0,
+        started_ms: to_u64(row.get(6)?),
+        status: row.get(7)?,
+        finished_ms: row.get::<_, Option<i64>>(8)?.map(to_u64),
+        trial_idx: row.get::<_, Option<i64>>(9)?.map(to_u64),
+        summary: row.get(10)?,
+    })
+}
+
+impl Registry {
+    /// Stores a suite; `false` if this digest is already stored.
+    pub fn insert_suite(&self, suite: &SuiteRow) -> Result<bool, RegistryError> {
+        let n_rows = self.conn.execute(
+            &format!("INSERT OR IGNORE INTO suites ({SUITE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![
+                suite.digest,
+                suite.id,
+                to_i64(suite.version),
+                suite.format,
+                suite.source,
+                to_i64(suite.n_cases),
+                to_i64(suite.uploaded_ms),
+                to_i64(suite.record_idx)
+            ],
+        )?;
+        Ok(n_rows == 1)
+    }
+
+    /// Every suite (without its source), by id and version.
+    pub fn suites(&self) -> Result<Vec<SuiteRow>, RegistryError> {
+        let mut statement = self.conn.prepare(
+            "SELECT digest, id, version, format, '', n_cases, uploaded_ms, record_idx FROM suites ORDER BY id, version",
+        )?;
+        let rows = statement.query_map([], suite_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A suite by digest (`sha256:...`), or the highest version of a suite id.
+    pub fn suite(&self, reference: &str) -> Result<Option<SuiteRow>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {SUITE_COLUMNS} FROM suites WHERE digest = ?1 OR id = ?1
+                     ORDER BY digest = ?1 DESC, version DESC, uploaded_ms DESC LIMIT 1"
+                ),
+                params![reference],
+                suite_row,
+            )
+            .optional()?)
+    }
+
+    /// Sets (or with `None` clears) an agent's trial target.
+    pub fn set_trial_target(&self, agent: &str, target: Option<&str>) -> Result<(), RegistryError> {
+        match target {
+            Some(target) => self.conn.execute(
+                "INSERT INTO trial_targets (agent, target) VALUES (?1, ?2)
+                 ON CONFLICT(agent) DO UPDATE SET target = ?2",
+                params![agent, target],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM trial_targets WHERE agent = ?1", params![agent])?,
+        };
+        Ok(())
+    }
+
+    /// An agent's trial target.
+    pub fn trial_target(&self, agent: &str) -> Result<Option<String>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT target FROM trial_targets WHERE agent = ?1",
+                params![agent],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records a trial as started.
+    pub fn insert_trial(&self, trial: &TrialRow) -> Result<(), RegistryError> {
+        self.conn.execute(
+            &format!("INSERT OR REPLACE INTO trials ({TRIAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            params![
+                to_i64(trial.start_idx),
+                trial.agent,
+                trial.suite_id,
+                trial.suite_digest,
+                trial.obligation,
+                i64::from(trial.scheduled),
+                to_i64(trial.started_ms),
+                trial.status,
+                trial.finished_ms.map(to_i64),
+                trial.trial_idx.map(to_i64),
+                trial.summary
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// One trial by the index of its `trial_start` record.
+    pub fn trial(&self, start_idx: u64) -> Result<Option<TrialRow>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE start_idx = ?1"),
+                params![to_i64(start_idx)],
+                trial_row,
+            )
+            .optional()?)
+    }
+
+    /// The newest trials first, optionally of one agent; at most `n_max`.
+    pub fn trials(
+        &self,
+        agent: Option<&str>,
+        n_max: usize,
+    ) -> Result<Vec<TrialRow>, RegistryError> {
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT {TRIAL_COLUMNS} FROM trials WHERE (?1 IS NULL OR agent = ?1)
+             ORDER BY start_idx DESC LIMIT ?2"
+        ))?;
+        let rows = statement.query_map(params![agent, to_i64(n_max as u64)], trial_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the newest complete trial of `suite_id` for `agent` started, unix ms.
+    pub fn last_complete_trial_ms(
+        &self,
+        agent: &str,
+        suite_id: &str,
+    ) -> Result<Option<u64>, RegistryError> {
+        let newest: Option<i64> = self.conn.query_row(
+            "SELECT MAX(started_ms) FROM trials WHERE agent = ?1 AND suite_id = ?2 AND status = 'complete'",
+            params![agent, suite_id],
+            |row| row.get(0),
+        )?;
+        Ok(newest.map(to_u64))
+    }
+
+    /// Marks trials left `running` by a previous process as `abandoned`; returns how many.
+    pub fn abandon_running_trials(&self) -> Result<usize, RegistryError> {
+        Ok(self.conn.execute(
+            "UPDATE trials SET status = 'abandoned' WHERE status = 'running'",
+            [],
+        )?)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::auth::{Caller, Role};
 use crate::json::{json_response, ApiJson};
 use crate::problem::ApiError;
 use crate::registry::TokenRow;
-use crate::wire::{format_time_ms, now_ms};
+use crate::wire::format_time_ms;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,9 +66,12 @@ pub(crate) async fn create(
     if let Some(agent) = &body.agent {
         app.agent(agent)?;
     }
-    let (secret, row) =
-        app.registry()
-            .create_token(&body.name, role.as_str(), body.agent.as_deref(), now_ms())?;
+    let (secret, row) = app.registry().create_token(
+        &body.name,
+        role.as_str(),
+        body.agent.as_deref(),
+        app.now_ms(),
+    )?;
     let mut value = token_json(&row);
     value["token"] = json!(secret);
     Ok(json_response(StatusCode::CREATED, value))
@@ -91,7 +94,7 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
-    if !app.registry().revoke_token(&id, now_ms())? {
+    if !app.registry().revoke_token(&id, app.now_ms())? {
         return Err(ApiError::not_found(
             "unknown-token",
             format!("no live token `{id}`"),

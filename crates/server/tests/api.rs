@@ -91,6 +91,8 @@ fn open(dir: &Path, limits: Limits) -> (AppState, Option<String>) {
     let opened = AppState::open(AppConfig {
         data_dir: dir.to_path_buf(),
         limits,
+        simulated_clock: true,
+        notify: Default::default(),
     })
     .unwrap();
     (opened.app, opened.new_admin_token)
@@ -358,6 +360,150 @@ async fn every_route_checks_its_roles() {
             &["admin", "operator", "auditor"],
         ),
         ("GET", "/v1/openapi.json".into(), String::new(), &["public"]),
+        (
+            "POST",
+            "/v1/observations".into(),
+            format!(r#"{{"agent": "{AGENT}", "metric": "csat", "value": 4.2}}"#),
+            &["admin", "operator", "self"],
+        ),
+        (
+            "GET",
+            format!("/v1/agents/{AGENT}/signals"),
+            String::new(),
+            &["admin", "operator", "auditor", "self"],
+        ),
+        (
+            "POST",
+            format!("/v1/agents/{AGENT}/signals"),
+            String::new(),
+            &["admin", "operator"],
+        ),
+        (
+            "POST",
+            "/v1/incidents".into(),
+            format!(r#"{{"agent": "{AGENT}", "reason": "roles check"}}"#),
+            &["admin", "operator"],
+        ),
+        (
+            "GET",
+            "/v1/incidents".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "GET",
+            "/v1/incidents/999999".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "PATCH",
+            "/v1/incidents/999999".into(),
+            r#"{"reason": "r", "severity": "low"}"#.into(),
+            &["admin", "operator"],
+        ),
+        (
+            "POST",
+            "/v1/incidents/999999/state".into(),
+            r#"{"to": "contained", "reason": "r"}"#.into(),
+            &["admin", "operator"],
+        ),
+        (
+            "POST",
+            "/v1/incidents/999999/changes".into(),
+            r#"{"change": "threshold", "detail": "d", "broken_assumption": "b"}"#.into(),
+            &["admin", "operator"],
+        ),
+        (
+            "POST",
+            "/v1/incidents/999999/approvals".into(),
+            "{}".into(),
+            &["admin", "operator"],
+        ),
+        (
+            "POST",
+            "/v1/incidents/999999/postmortem".into(),
+            r#"{"visible_failure": "v", "structural_failure": "s", "broken_assumption": "b", "operating_model_change": "o"}"#.into(),
+            &["admin", "operator"],
+        ),
+        (
+            "POST",
+            "/v1/incidents/999999/resume".into(),
+            r#"{"reason": "r"}"#.into(),
+            &["admin", "operator"],
+        ),
+        (
+            "POST",
+            "/v1/incidents/999999/bundle".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "GET",
+            "/v1/program".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "GET",
+            "/v1/clock".into(),
+            String::new(),
+            &["admin", "operator", "auditor", "self", "other"],
+        ),
+        (
+            "POST",
+            "/v1/clock".into(),
+            r#"{"advance_ms": 0}"#.into(),
+            &["admin"],
+        ),
+        (
+            "POST",
+            "/v1/suites".into(),
+            "suite: s\nversion: 1\ncases: []\n".into(),
+            &["admin"],
+        ),
+        (
+            "GET",
+            "/v1/suites".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "GET",
+            "/v1/suites/s".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "POST",
+            "/v1/trials".into(),
+            json!({ "agent": AGENT, "suite": "no-such-suite" }).to_string(),
+            &["admin", "operator"],
+        ),
+        (
+            "GET",
+            format!("/v1/trials?agent={AGENT}"),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "GET",
+            "/v1/trials/999999".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "GET",
+            "/v1/trials/999999/events".into(),
+            String::new(),
+            &["admin", "operator", "auditor"],
+        ),
+        (
+            "DELETE",
+            "/v1/trials/999999".into(),
+            String::new(),
+            &["admin", "operator"],
+        ),
     ];
     let callers: [(&str, Option<&str>); 6] = [
         ("none", None),
@@ -1009,8 +1155,14 @@ async fn the_oracle_is_public_and_counts_decisions() {
     let oracle = call(&f.app, "GET", &format!("/v1/oracle/{AGENT}"), None, "")
         .await
         .json();
-    assert_eq!(oracle["status"], "active");
+    // A call outside the catalog is an immediate halt (DESIGN.md's default response).
+    assert_eq!(oracle["status"], "halted");
     assert_eq!(oracle["counts"], json!({ "decisions": 2, "denials": 1 }));
+    let incidents = call(&f.app, "GET", "/v1/incidents", Some(&f.auditor), "")
+        .await
+        .json();
+    assert_eq!(incidents["incidents"][0]["pattern"], json!("injection"));
+    assert_eq!(incidents["incidents"][0]["state"], json!("contained"));
     assert!(oracle["pact"]["digest"]
         .as_str()
         .unwrap()
@@ -1419,7 +1571,14 @@ async fn the_openapi_document_matches_the_routes() {
             .replace("{version}", "3")
             .replace("{verdict}", "0")
             .replace("{idx}", "0")
-            .replace("{id}", "tok_x");
+            .replace(
+                "{id}",
+                if path.starts_with("/v1/incidents") {
+                    "1"
+                } else {
+                    "tok_x"
+                },
+            );
         let concrete = if path == "/v1/log/consistency" {
             format!("{concrete}?old=1&new=2")
         } else {
@@ -1445,7 +1604,7 @@ async fn the_openapi_document_matches_the_routes() {
             );
         }
     }
-    assert_eq!(n_operations, 32, "every route is documented once");
+    assert_eq!(n_operations, 56, "every route is documented once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1554,4 +1713,212 @@ async fn the_oracle_is_rate_limited_per_client_address() {
     assert_eq!(ask("198.51.100.9:5000").await, StatusCode::OK);
     // The limit is per address, not per port.
     assert_eq!(ask("192.0.2.7:6000").await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_clock_moves_forward_only_by_admin_request() {
+    let f = fixture().await;
+    let before = call(&f.app, "GET", "/v1/clock", Some(&f.auditor), "")
+        .await
+        .json();
+    assert_eq!(before["simulated"], json!(true));
+    let week = 7 * 24 * 60 * 60 * 1000_u64;
+    let moved = call(
+        &f.app,
+        "POST",
+        "/v1/clock",
+        Some(&f.admin),
+        &format!(r#"{{"advance_ms": {week}}}"#),
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+    let now = moved.json()["now_ms"].as_u64().unwrap();
+    assert!(now >= before["now_ms"].as_u64().unwrap() + week);
+    // Records carry the moved time.
+    let halted = call(
+        &f.app,
+        "POST",
+        &format!("/v1/agents/{AGENT}/halt"),
+        Some(&f.admin),
+        r#"{"reason": "drill"}"#,
+    )
+    .await
+    .json();
+    let idx = halted["record"].as_u64().unwrap();
+    let record = call(
+        &f.app,
+        "GET",
+        &format!("/v1/log/records/{idx}"),
+        Some(&f.admin),
+        "",
+    )
+    .await
+    .json();
+    assert!(record["record"]["ts"].as_u64().unwrap() >= now);
+    let too_far = call(
+        &f.app,
+        "POST",
+        "/v1/clock",
+        Some(&f.admin),
+        r#"{"advance_ms": 999999999999999}"#,
+    )
+    .await;
+    assert_eq!(too_far.code(), "invalid-clock");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_clock_cannot_be_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = AppState::open(AppConfig {
+        data_dir: dir.path().to_path_buf(),
+        limits: Limits::default(),
+        simulated_clock: false,
+        notify: Default::default(),
+    })
+    .unwrap();
+    let admin = opened.new_admin_token.unwrap();
+    let reply = call(
+        &opened.app,
+        "POST",
+        "/v1/clock",
+        Some(&admin),
+        r#"{"advance_ms": 1000}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.code(), "clock-not-simulated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observations_are_recorded_in_thousandths_and_checked() {
+    let f = fixture().await;
+    let reply = call(
+        &f.app,
+        "POST",
+        "/v1/observations",
+        Some(&f.agent),
+        &format!(r#"{{"agent": "{AGENT}", "metric": "csat", "value": 4.2105, "n_samples": 40}}"#),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let idx = reply.json()["record"].as_u64().unwrap();
+    let record = call(
+        &f.app,
+        "GET",
+        &format!("/v1/log/records/{idx}"),
+        Some(&f.admin),
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(record["record"]["kind"], json!("observation"));
+    assert_eq!(record["record"]["value_milli"], json!(4211));
+    assert_eq!(record["record"]["n_samples"], json!(40));
+    for (body, code) in [
+        (
+            format!(r#"{{"agent": "{AGENT}", "metric": "CSAT!", "value": 1}}"#),
+            "invalid-metric",
+        ),
+        (
+            format!(r#"{{"agent": "{AGENT}", "metric": "csat", "value": 1e300}}"#),
+            "invalid-value",
+        ),
+        (
+            r#"{"agent": "nobody", "metric": "csat", "value": 1}"#.to_string(),
+            "unknown-agent",
+        ),
+    ] {
+        let reply = call(&f.app, "POST", "/v1/observations", Some(&f.admin), &body).await;
+        assert_eq!(reply.code(), code, "{body}: {}", reply.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_are_signed_retried_and_recorded() {
+    use std::sync::{Arc, Mutex};
+    // A receiver that fails the first attempt and accepts the second.
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let receiver = {
+        let seen = Arc::clone(&seen);
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let signature = headers
+                        .get("pactum-signature")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    let mut seen = seen.lock().unwrap();
+                    seen.push((signature, body));
+                    if seen.len() == 1 {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-webhook-secret-of-some-length";
+    let opened = AppState::open(AppConfig {
+        data_dir: dir.path().to_path_buf(),
+        limits: Limits::default(),
+        simulated_clock: false,
+        notify: server::notify::NotifyConfig {
+            webhooks: vec![server::notify::Webhook {
+                url: format!("http://{address}/hook"),
+                secret: secret.into(),
+            }],
+            backoff_initial_ms: 10,
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    let app = opened.app;
+    let cause = server::app::make_record("note", "acme/bot", 1, json!({})).unwrap();
+    let cause = app.append_one(cause).await.unwrap();
+    server::notify::raise(
+        &app,
+        json!({"event": "escalation", "agent": "acme/bot", "signal": "canary_seen"}),
+        cause,
+        Some(cause),
+    );
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let record = loop {
+        let size = app.log().size().unwrap();
+        if size > 1 {
+            let bytes = app.log().get(size - 1).unwrap();
+            break serde_json::from_slice::<Value>(&bytes).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no notification was recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(record["kind"], json!("notification"));
+    assert_eq!(record["status"], json!("delivered"));
+    assert_eq!(record["attempts"], json!(2));
+    assert_eq!(record["http_status"], json!(200));
+    assert_eq!(record["incident"], json!(cause));
+    assert_eq!(record["refs"], json!([{"rel": "cause", "index": cause}]));
+    assert!(record["latency_ms"].as_u64().unwrap() >= 10, "{record}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    let (signature, body) = &seen[1];
+    let t_ms: u64 = signature
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        signature,
+        &server::notify::signature(secret, t_ms, body.as_bytes())
+    );
+    assert!(body.contains("canary_seen"));
 }

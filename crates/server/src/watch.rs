@@ -1,0 +1,194 @@
+//! Watching signals: at once on every verdict with an alarming finding (canary, call outside the
+//! catalog, missing authority, bulk), and periodically over each agent's records (rates, trends,
+//! drift, staleness, proxy against truth). Tripped signals go to the response engine.
+//!
+//! `GET /v1/agents/{id}/signals` shows every signal's current reading; `POST` evaluates and
+//! responds now (what the periodic watcher does every `limits.signals_interval_ms`).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+use crate::problem::ApiError;
+use crate::respond::{respond, Level, Taken, Trip};
+
+/// Signals answered at once, which stay answered until the agent is resumed.
+const IMMEDIATE_SIGNALS: [&str; 4] = [
+    "canary_seen",
+    "call_outside_catalog",
+    "authority_missing",
+    "bulk_operation",
+];
+
+/// Finding kinds that make a verdict worth an immediate look.
+const ALARMING_FINDINGS: [&str; 4] = ["canary", "unknown_action", "authority_missing", "bulk"];
+
+fn trip_of(reading: &signals::Reading) -> Option<Trip> {
+    let level = match reading.level {
+        signals::Level::Ok => return None,
+        signals::Level::Warning => Level::Warning,
+        signals::Level::Critical => Level::Critical,
+    };
+    Some(Trip {
+        signal: reading.signal.to_string(),
+        level,
+        pattern: reading.pattern.map(|pattern| pattern.as_str().to_owned()),
+        category: reading.category.clone(),
+        obligation: reading.obligation.clone(),
+        value: reading.value,
+        threshold: reading.threshold,
+        unit: reading.unit.as_str(),
+        since_ms: reading.since_ms,
+        evidence: reading.evidence.clone(),
+        n_evidence: reading.n_evidence,
+        message: reading.message.clone(),
+    })
+}
+
+/// A reading as JSON.
+pub fn reading_json(reading: &signals::Reading) -> Value {
+    json!({
+        "signal": reading.signal,
+        "level": reading.level.as_str(),
+        "pattern": reading.pattern.map(signals::Pattern::as_str),
+        "category": reading.category,
+        "obligation": reading.obligation,
+        "value": reading.value,
+        "threshold": reading.threshold,
+        "unit": reading.unit.as_str(),
+        "since_ms": reading.since_ms,
+        "evidence": reading.evidence,
+        "n_evidence": reading.n_evidence,
+        "message": reading.message,
+    })
+}
+
+/// Right after a verdict is durable: immediate signals, answered before the caller hears back,
+/// so the next decision already sees a halt.
+pub async fn after_verdict(
+    app: &AppState,
+    agent: &str,
+    index: u64,
+    verdict: &Value,
+) -> Result<Vec<Taken>, ApiError> {
+    let alarming = verdict["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|finding| {
+            finding["kind"]
+                .as_str()
+                .is_some_and(|kind| ALARMING_FINDINGS.contains(&kind))
+        });
+    if !alarming {
+        return Ok(Vec::new());
+    }
+    let record =
+        json!({ "kind": "verdict", "agent": agent, "ts": app.now_ms(), "verdict": verdict });
+    let trips: Vec<Trip> = signals::immediate(index, &record)
+        .iter()
+        .filter_map(trip_of)
+        .collect();
+    if trips.is_empty() {
+        return Ok(Vec::new());
+    }
+    respond(app, agent, &trips).await
+}
+
+/// Every signal of `agent` now; with `answer`, tripped ones go to the response engine.
+pub async fn evaluate(
+    app: &AppState,
+    agent: &str,
+    answer: bool,
+) -> Result<(Vec<signals::Reading>, Vec<Taken>), ApiError> {
+    let slot = app.agent(agent)?;
+    let Some(guard) = crate::app::lock_runtime(&slot).guard.clone() else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let eval_texts = evaluation_texts(app, agent);
+    let now = app.now_ms();
+    let worker = app.clone();
+    let owned_agent = agent.to_owned();
+    let readings = tokio::task::spawn_blocking(move || {
+        let records = worker.agent_records(&owned_agent)?;
+        let pact = guard.pact();
+        let thresholds = signals::Thresholds::for_pact(pact);
+        Ok::<_, ApiError>(signals::compute(
+            &records,
+            pact,
+            &eval_texts,
+            &thresholds,
+            now,
+        ))
+    })
+    .await
+    .map_err(|err| ApiError::internal(format!("signal evaluation failed: {err}")))??;
+    if !answer {
+        return Ok((readings, Vec::new()));
+    }
+    let trips: Vec<Trip> = readings.iter().filter_map(trip_of).collect();
+    app.active_signals()
+        .retain(agent, &trips, &|signal| IMMEDIATE_SIGNALS.contains(&signal));
+    let taken = respond(app, agent, &trips).await?;
+    Ok((readings, taken))
+}
+
+/// Evaluates every agent's signals every `Limits::signals_check_ms` (0: never) and answers
+/// what tripped, until the server stops.
+pub fn spawn_watcher(app: AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let every_ms = app.limits().signals_check_ms;
+    if every_ms == 0 {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(every_ms));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            for agent in app.agent_ids() {
+                if let Err(err) = evaluate(&app, &agent, true).await {
+                    eprintln!("pactum serve: evaluating signals of `{agent}`: {err:?}");
+                }
+            }
+        }
+    }))
+}
+
+/// `GET|POST /v1/agents/{id}/signals`: readings; `POST` also answers what tripped.
+pub async fn handle(app: &AppState, agent: &str, answer: bool) -> Result<Value, ApiError> {
+    let (readings, taken) = evaluate(app, agent, answer).await?;
+    Ok(json!({
+        "agent": agent,
+        "readings": readings.iter().map(reading_json).collect::<Vec<_>>(),
+        "responses": taken.iter().map(|taken| json!({
+            "signal": taken.signal,
+            "response": crate::respond::response_name(taken.response),
+            "record": taken.response_record,
+            "effect": taken.effect_record,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// Inputs of the suites that measure `agent`'s obligations (turns and documents), the
+/// evaluation side of `input_shift`. Empty when no uploaded suite measures the active pact.
+fn evaluation_texts(app: &AppState, agent: &str) -> Vec<String> {
+    let Ok(measured) = app.measured_obligations(agent) else {
+        return Vec::new();
+    };
+    let mut texts = Vec::new();
+    for (_, suite_id) in measured {
+        let Ok(Some(row)) = app.registry().suite(&suite_id) else {
+            continue;
+        };
+        let Ok(suite) = crate::trials::parse_suite_source(&row.source, &row.format) else {
+            continue;
+        };
+        for case in suite.cases() {
+            texts.extend(case.turns.iter().cloned());
+            texts.extend(case.documents.iter().map(|document| document.text.clone()));
+        }
+    }
+    texts
+}
