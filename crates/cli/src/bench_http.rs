@@ -84,6 +84,8 @@ async fn bench(args: HttpBenchArgs) -> anyhow::Result<()> {
     let opened = AppState::open(AppConfig {
         data_dir: dir.path().to_path_buf(),
         limits,
+        simulated_clock: false,
+        notify: Default::default(),
     })?;
     let app = opened.app;
     let admin = opened

@@ -22,7 +22,7 @@ pub const CONFIG_BYTES_MAX: u64 = 64 * 1024;
 /// Flags (each also read from its `PACTUM_*` variable) shared by `serve` and `config show`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ConfigArgs {
-    /// YAML or JSON config file (keys: data, listen, server, token, limits.*).
+    /// YAML or JSON config file (keys: data, listen, server, token, limits.*, notify.*).
     #[arg(long, value_name = "FILE", env = "PACTUM_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory: evidence log, signing key, registry, admin token [default: ./pactum-data].
@@ -52,6 +52,33 @@ struct FileConfig {
     token: Option<String>,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    notify: FileNotify,
+}
+
+/// `notify:` in the config file: where escalations and incidents are sent.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileNotify {
+    #[serde(default)]
+    webhooks: Vec<FileWebhook>,
+    #[serde(default)]
+    attempts_max: Option<u32>,
+    #[serde(default)]
+    backoff_initial_ms: Option<u64>,
+    #[serde(default)]
+    attempt_timeout_ms: Option<u64>,
+}
+
+/// One webhook: its secret given inline or, better, by the name of an environment variable.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWebhook {
+    url: String,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    secret_env: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -71,6 +98,23 @@ struct FileLimits {
     oracle_requests_per_s: Option<u32>,
     #[serde(default)]
     request_timeout_ms: Option<u64>,
+    // Trials from the server (see `server::trials`).
+    #[serde(default)]
+    suite_bytes_max: Option<usize>,
+    #[serde(default)]
+    trials_running_max: Option<usize>,
+    #[serde(default)]
+    schedule_check_ms: Option<u64>,
+    #[serde(default)]
+    signals_check_ms: Option<u64>,
+    #[serde(default)]
+    trial_cadence_critical_ms: Option<u64>,
+    #[serde(default)]
+    trial_cadence_high_ms: Option<u64>,
+    #[serde(default)]
+    trial_cadence_medium_ms: Option<u64>,
+    #[serde(default)]
+    trial_cadence_low_ms: Option<u64>,
 }
 
 /// Where a value came from.
@@ -103,6 +147,8 @@ pub struct Effective {
     pub server: String,
     /// Token for client commands (a secret: never printed unmasked).
     pub token: Option<String>,
+    /// Webhooks and delivery settings for `pactum serve`.
+    pub notify: server::notify::NotifyConfig,
     /// `(key, source)` for every key.
     pub sources: Vec<(&'static str, Source)>,
 }
@@ -239,7 +285,41 @@ pub fn resolve(
             .limits
             .request_timeout_ms
             .unwrap_or(defaults.request_timeout_ms),
+        suite_bytes_max: file
+            .limits
+            .suite_bytes_max
+            .unwrap_or(defaults.suite_bytes_max),
+        trials_running_max: file
+            .limits
+            .trials_running_max
+            .unwrap_or(defaults.trials_running_max),
+        schedule_check_ms: file
+            .limits
+            .schedule_check_ms
+            .unwrap_or(defaults.schedule_check_ms),
+        signals_check_ms: file
+            .limits
+            .signals_check_ms
+            .unwrap_or(defaults.signals_check_ms),
+        trial_cadence_critical_ms: file
+            .limits
+            .trial_cadence_critical_ms
+            .unwrap_or(defaults.trial_cadence_critical_ms),
+        trial_cadence_high_ms: file
+            .limits
+            .trial_cadence_high_ms
+            .unwrap_or(defaults.trial_cadence_high_ms),
+        trial_cadence_medium_ms: file
+            .limits
+            .trial_cadence_medium_ms
+            .unwrap_or(defaults.trial_cadence_medium_ms),
+        trial_cadence_low_ms: file
+            .limits
+            .trial_cadence_low_ms
+            .unwrap_or(defaults.trial_cadence_low_ms),
     };
+    pick("notify.webhooks", None, !file.notify.webhooks.is_empty());
+    let notify = notify_config(file.notify)?;
     Ok(Effective {
         data: args
             .data
@@ -256,7 +336,45 @@ pub fn resolve(
             .or(file.server)
             .unwrap_or_else(|| SERVER_DEFAULT.to_string()),
         token: token.map(str::to_string).or(file.token),
+        notify,
         sources,
+    })
+}
+
+fn notify_config(file: FileNotify) -> anyhow::Result<server::notify::NotifyConfig> {
+    let defaults = server::notify::NotifyConfig::default();
+    let mut webhooks = Vec::new();
+    for (idx, hook) in file.webhooks.into_iter().enumerate() {
+        let secret = match (hook.secret, hook.secret_env) {
+            (Some(secret), None) => secret,
+            (None, Some(name)) => std::env::var(&name).with_context(|| {
+                format!(
+                    "notify.webhooks[{idx}]: environment variable `{name}` (secret_env) is not set"
+                )
+            })?,
+            _ => bail!("notify.webhooks[{idx}]: give exactly one of `secret` and `secret_env`"),
+        };
+        let webhook = server::notify::Webhook {
+            url: hook.url,
+            secret,
+        };
+        server::notify::validate(&webhook)
+            .map_err(|reason| anyhow::anyhow!("notify.webhooks[{idx}]: {reason}"))?;
+        webhooks.push(webhook);
+    }
+    let attempts_max = file.attempts_max.unwrap_or(defaults.attempts_max);
+    if !(1..=20).contains(&attempts_max) {
+        bail!("notify.attempts_max must be between 1 and 20");
+    }
+    Ok(server::notify::NotifyConfig {
+        webhooks,
+        attempts_max,
+        backoff_initial_ms: file
+            .backoff_initial_ms
+            .unwrap_or(defaults.backoff_initial_ms),
+        attempt_timeout_ms: file
+            .attempt_timeout_ms
+            .unwrap_or(defaults.attempt_timeout_ms),
     })
 }
 
@@ -286,6 +404,13 @@ impl Effective {
                 "limits.args_bytes_max" => self.limits.args_bytes_max.to_string(),
                 "limits.text_bytes_max" => self.limits.text_bytes_max.to_string(),
                 "limits.request_timeout_ms" => self.limits.request_timeout_ms.to_string(),
+                "notify.webhooks" => self
+                    .notify
+                    .webhooks
+                    .iter()
+                    .map(|hook| hook.url.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 _ => String::new(),
             }
         };

@@ -5,6 +5,7 @@ mod client_cmd;
 mod config;
 mod decide_cmd;
 mod detect_cmd;
+mod incident_cmd;
 mod ledger_cmd;
 mod output;
 mod pact_cmd;
@@ -59,6 +60,15 @@ enum Command {
     /// The trust score: show it, explain it from the records behind it.
     #[command(subcommand)]
     Score(score_cmd::ScoreCommand),
+    /// Signals of an agent (through a server): each with its level, value and evidence.
+    Signals(incident_cmd::SignalsArgs),
+    /// Report a measured metric value (a proxy such as CSAT, a truth such as resolution rate).
+    Observe(incident_cmd::ObserveArgs),
+    /// Incident case files and evidence-gated recovery (through a server).
+    #[command(subcommand)]
+    Incident(incident_cmd::IncidentCommand),
+    /// Program metrics: time to containment, evidence completeness, recovery validation, ...
+    Program(incident_cmd::ProgramArgs),
     /// Measure Pactum's hot paths.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -115,6 +125,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Trial(command) => trial_cmd::run(command),
         Command::Score(command) => score_cmd::run(command),
+        Command::Signals(args) => incident_cmd::signals(args),
+        Command::Observe(args) => incident_cmd::observe(args),
+        Command::Incident(command) => incident_cmd::run(command),
+        Command::Program(args) => incident_cmd::program(args),
         Command::Bench(BenchCommand::Trial(args)) => {
             trial_cmd::bench(args).map(|()| ExitCode::SUCCESS)
         }

@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Register the example agent `acme/support-bot` with the example support-agent pact.
     #[arg(long)]
     demo: bool,
+    /// Let an admin move the server's clock forward (`POST /v1/clock {"advance_ms": N}`), to
+    /// rehearse weeks of signals in minutes. For drills and tests, never for production.
+    #[arg(long, env = "PACTUM_SIMULATED_CLOCK")]
+    simulated_clock: bool,
 }
 
 /// Where tokens are managed: the data directory, or a running server.
@@ -113,6 +117,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let opened = AppState::open(AppConfig {
         data_dir: data.clone(),
         limits: effective.limits.clone(),
+        simulated_clock: args.simulated_clock,
+        notify: effective.notify.clone(),
     })
     .with_context(|| format!("opening data directory `{}`", data.display()))?;
     let app = opened.app;

@@ -2163,8 +2163,10 @@ mod tour {
         );
         let verified = pactum(d, &["verify", "bundle.json", "--key", "log.key"]);
         assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+        // agent_registered, pact, pact_activated, verdict, halt, the incident the halt opened,
+        // and the halted verdict.
         assert!(
-            stdout(&verified).starts_with("ok: 6 selected"),
+            stdout(&verified).starts_with("ok: 7 selected"),
             "{}",
             stdout(&verified)
         );
