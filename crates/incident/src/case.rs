@@ -261,9 +261,14 @@ impl Folder {
         let Some(opened) = records::parse::<Opened>(record, records::KIND_OPENED) else {
             return;
         };
+        // Detection: the first record Pactum wrote about it, the earliest of its signals and
+        // its trigger (a halt comes after the signal that caused it).
         let detected_ms = opened
             .trigger_index
-            .and_then(|trigger| self.trigger_ts.get(&trigger).copied())
+            .into_iter()
+            .chain(opened.signals.iter().map(|signal| signal.index))
+            .filter_map(|index| self.trigger_ts.get(&index).copied())
+            .min()
             .unwrap_or(ts);
         let mut case = Case {
             id: index,
@@ -310,10 +315,11 @@ impl Folder {
         }
         if case.opened.trigger == Trigger::Halt && case.contained.is_none() {
             if let Some(trigger) = case.opened.trigger_index {
+                let halted_ms = self.trigger_ts.get(&trigger).copied().unwrap_or(ts);
                 contain(
                     &mut case,
                     trigger,
-                    detected_ms,
+                    halted_ms.max(detected_ms),
                     "pactum",
                     "halt that opened it",
                 );

@@ -217,9 +217,14 @@ fn summary(kind: &str, record: &Value) -> String {
             text("by"),
             text("reason")
         ),
-        "signal" | "response" => format!(
-            "{} {} ({}) -> {}",
-            kind,
+        "signal" => format!(
+            "signal {} ({}): {}",
+            text("signal"),
+            text("level"),
+            text("message")
+        ),
+        "response" => format!(
+            "response {} ({}) -> {}",
             text("signal"),
             text("level"),
             text("response")
@@ -576,7 +581,35 @@ fn reversibility_name(reversibility: Reversibility) -> &'static str {
     }
 }
 
-/// The case file as text for a person. Times are shown as log milliseconds and durations.
+/// Unix milliseconds as UTC, `2026-12-04 15:21:01.877Z` (days to a civil date after Howard
+/// Hinnant's `civil_from_days`).
+fn utc(ms: u64) -> String {
+    let days = ms / 86_400_000;
+    let ms_of_day = ms % 86_400_000;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}Z",
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000
+    )
+}
+
+/// The case file as text for a person: times in UTC, durations in words.
 pub fn render(file: &CaseFile) -> String {
     let mut out = String::new();
     let pattern = file.pattern.map_or("unclassified", Pattern::as_str);
@@ -622,9 +655,9 @@ pub fn render(file: &CaseFile) -> String {
     for signal in &file.signals {
         let _ = writeln!(
             out,
-            "  signal {} ({:?}) record {}{}",
+            "  signal {} ({}) record {}{}",
             signal.signal,
-            signal.level,
+            signal.level.as_str(),
             signal.index,
             signal
                 .obligation
@@ -637,15 +670,16 @@ pub fn render(file: &CaseFile) -> String {
         let _ = writeln!(out, "  evidence: records {}", listed.join(", "));
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "detected at {} ms", file.detected_ms);
+    let _ = writeln!(out, "detected at {}", utc(file.detected_ms));
     if let Some(since) = file.since_ms {
-        let _ = writeln!(out, "anomaly began at {since} ms");
+        let _ = writeln!(out, "anomaly began at {}", utc(since));
     }
     match (file.contained_ms, file.time_to_containment_ms) {
         (Some(at), Some(ttc)) => {
             let _ = writeln!(
                 out,
-                "contained at {at} ms, {} after detection",
+                "contained at {}, {} after detection",
+                utc(at),
                 duration(ttc)
             );
         }
@@ -656,8 +690,10 @@ pub fn render(file: &CaseFile) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "blast radius: {} allowed actions between {} and {} ms",
-        file.n_allowed, file.window_start_ms, file.window_end_ms
+        "blast radius: {} allowed actions between {} and {}",
+        file.n_allowed,
+        utc(file.window_start_ms),
+        utc(file.window_end_ms)
     );
     for group in &file.blast_radius {
         let _ = writeln!(
@@ -710,8 +746,10 @@ pub fn render(file: &CaseFile) -> String {
     for entry in &file.timeline {
         let _ = writeln!(
             out,
-            "  {:>8} ms  #{:<6} {}",
-            entry.ts, entry.index, entry.summary
+            "  {}  #{:<6} {}",
+            utc(entry.ts),
+            entry.index,
+            entry.summary
         );
     }
     if !file.notifications.is_empty() {
@@ -753,4 +791,19 @@ pub fn render(file: &CaseFile) -> String {
         let _ = writeln!(out, "ignored record {index}: {why}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_renders_civil_dates_and_leap_days() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00.000Z");
+        // 2024-02-29T12:34:56.789Z.
+        assert_eq!(utc(1_709_210_096_789), "2024-02-29 12:34:56.789Z");
+        // 2026-12-04T15:21:01.877Z.
+        assert_eq!(utc(1_796_397_661_877), "2026-12-04 15:21:01.877Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00.000Z");
+    }
 }

@@ -174,6 +174,15 @@ pub enum Level {
     Critical,
 }
 
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Warning => "warning",
+            Level::Critical => "critical",
+        }
+    }
+}
+
 /// Where a case is: open -> contained -> repaired -> recovering -> closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -298,7 +298,20 @@ impl Opened {
         fired: &[(u64, Fired)],
         owner: Option<&str>,
     ) -> Opened {
-        let signals: Vec<SignalRef> = fired
+        // One signal may fire several responses (halt and escalate): the case lists it once,
+        // by its first response record, and states its message once.
+        let mut seen = std::collections::BTreeSet::new();
+        let firsts: Vec<&(u64, Fired)> = fired
+            .iter()
+            .filter(|(_, fired)| {
+                seen.insert((
+                    fired.signal.clone(),
+                    fired.category.clone(),
+                    fired.obligation.clone(),
+                ))
+            })
+            .collect();
+        let signals: Vec<SignalRef> = firsts
             .iter()
             .map(|(index, fired)| SignalRef::from_fired(*index, fired))
             .collect();
@@ -314,7 +327,7 @@ impl Opened {
             .collect();
         obligations.sort();
         obligations.dedup();
-        let reason = fired
+        let reason = firsts
             .iter()
             .map(|(_, fired)| {
                 fired

@@ -185,14 +185,15 @@ pub(crate) async fn decide(
     let started = Instant::now();
     let prepared = prepare(&app, &caller, &value)?;
     let agent = prepared.agent.clone();
-    let mut decided = decide_prepared(&app, prepared, app.now_ms())?;
+    let decided_ms = app.now_ms();
+    let mut decided = decide_prepared(&app, prepared, decided_ms)?;
     let record = decided
         .record
         .take()
         .ok_or_else(|| ApiError::internal("a decision without its record"))?;
     let record_idx = app.append_one(record).await?;
     after_recorded(&app, &mut decided, record_idx)?;
-    crate::watch::after_verdict(&app, &agent, record_idx, &decided.verdict).await?;
+    crate::watch::after_verdict(&app, &agent, record_idx, decided_ms, &decided.verdict).await?;
     observe_latency(&app, started);
     Ok(json_response(StatusCode::OK, decided.verdict))
 }
@@ -271,7 +272,7 @@ pub(crate) async fn decide_batch(
     let mut verdicts = Vec::with_capacity(decided.len());
     for ((mut item, record_idx), agent) in decided.into_iter().zip(indexes).zip(agents) {
         after_recorded(&app, &mut item, record_idx)?;
-        crate::watch::after_verdict(&app, &agent, record_idx, &item.verdict).await?;
+        crate::watch::after_verdict(&app, &agent, record_idx, now, &item.verdict).await?;
         verdicts.push(item.verdict);
     }
     observe_latency(&app, started);

@@ -325,7 +325,9 @@ pub async fn respond(app: &AppState, agent: &str, trips: &[Trip]) -> Result<Vec<
                     members.clone(),
                 )?)
                 .await?;
-            fired.push((response_record, members));
+            // The incident names the signal record (what was detected, and when); the
+            // response records reach its timeline through their refs.
+            fired.push((signal_record, members));
             if matches!(response, ResponseKind::Halt | ResponseKind::Suspend) {
                 halt_record = halt_record.or(effect_record);
             }

@@ -65,11 +65,13 @@ pub fn reading_json(reading: &signals::Reading) -> Value {
 }
 
 /// Right after a verdict is durable: immediate signals, answered before the caller hears back,
-/// so the next decision already sees a halt.
+/// so the next decision already sees a halt. `decided_ms` is the verdict record's `ts`: the
+/// anomaly began then, not when the signal was computed.
 pub async fn after_verdict(
     app: &AppState,
     agent: &str,
     index: u64,
+    decided_ms: u64,
     verdict: &Value,
 ) -> Result<Vec<Taken>, ApiError> {
     let alarming = verdict["findings"]
@@ -84,8 +86,7 @@ pub async fn after_verdict(
     if !alarming {
         return Ok(Vec::new());
     }
-    let record =
-        json!({ "kind": "verdict", "agent": agent, "ts": app.now_ms(), "verdict": verdict });
+    let record = json!({ "kind": "verdict", "agent": agent, "ts": decided_ms, "verdict": verdict });
     let trips: Vec<Trip> = signals::immediate(index, &record)
         .iter()
         .filter_map(trip_of)
