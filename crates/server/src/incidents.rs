@@ -138,8 +138,11 @@ fn one_line(case: &Case) -> Value {
 }
 
 /// Opens an incident automatically when the agent has none unresolved: on a halt (`trigger` is
-/// the halt record) or from the `response` records of a critical signal. Returns its id, or the
-/// unresolved incident already open (which the new evidence joins through its timeline).
+/// the halt record) or from the `signal` records of a critical signal (`fired`: signal record
+/// index and response members). Returns its id, or the unresolved incident already open (which
+/// the new evidence joins through its timeline). Evidence never joins an incident a person
+/// opened (a drill halt, say): that one a person may lift with a plain resume, so the evidence
+/// gets its own incident, which only the recovery gate closes.
 pub async fn open_automatically(
     app: &AppState,
     agent: &str,
@@ -148,7 +151,9 @@ pub async fn open_automatically(
     fired: &[(u64, Value)],
 ) -> Result<u64, ApiError> {
     let (_, cases) = cases_of(app, agent).await?;
-    if let Some(case) = cases.values().rev().find(|case| is_unresolved(case)) {
+    let joinable =
+        |case: &&Case| is_unresolved(case) && (fired.is_empty() || !case.opened.signals.is_empty());
+    if let Some(case) = cases.values().rev().find(joinable) {
         return Ok(case.id);
     }
     let fired: Vec<(u64, Fired)> = fired
@@ -652,10 +657,22 @@ pub(crate) async fn resume(
         .await?;
     }
     app.active_signals().clear(&case.agent);
+    let label = incident::label(id);
+    let summary = match (stage, &category) {
+        (Stage::Restricted, Some(category)) => format!(
+            "{label} recovering: the agent runs again with `{category}` restricted; resume again for full scope (record {record})"
+        ),
+        (Stage::Restricted, None) => format!(
+            "{label} recovering: the agent runs again; the incident names no action category to hold back, so its scope is full (record {record})"
+        ),
+        (Stage::Full, _) => {
+            format!("{label} recovering: the agent runs again at full scope (record {record})")
+        }
+    };
     Ok(json_response(
         StatusCode::OK,
         json!({ "id": id, "stage": stage.as_str(), "record": record,
-                "summary": format!("{} recovering: the agent runs again at {} scope (record {record})", incident::label(id), stage.as_str()) }),
+                "summary": summary }),
     ))
 }
 
