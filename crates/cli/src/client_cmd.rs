@@ -87,13 +87,16 @@ pub enum AgentCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Change an agent's class or tier.
+    /// Change an agent's class, tier or trial target.
     Update {
         id: String,
         #[arg(long)]
         class: Option<String>,
         #[arg(long)]
         tier: Option<String>,
+        /// Where the server sends this agent's trials: `webhook:URL` or `openai:URL#MODEL`.
+        #[arg(long, value_name = "TARGET")]
+        trial_target: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -245,6 +248,18 @@ impl Client {
         }
     }
 
+    /// A long-lived `GET` (Server-Sent Events): no read timeout; a problem detail is an error.
+    pub fn stream(&self, path: &str) -> anyhow::Result<BufReader<Box<dyn std::io::Read + Send>>> {
+        match self.request("GET", path).call() {
+            Ok(response) => Ok(BufReader::new(response.into_reader())),
+            Err(ureq::Error::Status(status, response)) => Err(problem_error(
+                status,
+                &read_text(response).unwrap_or_default(),
+            )),
+            Err(err) => bail!("cannot reach {}: {err}", self.base),
+        }
+    }
+
     pub fn call_json(&self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<Value> {
         let text = self.call(method, path, body)?;
         serde_json::from_str(&text)
@@ -286,6 +301,19 @@ fn problem_error(status: u16, text: &str) -> anyhow::Error {
     anyhow::anyhow!(message)
 }
 
+/// A query-string value, percent-encoded except for unreserved characters and `/`.
+pub fn query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// Agent ids go into paths as they are (`acme/bot`); other characters are refused by the server.
 fn agent_path(id: &str) -> String {
     format!("/v1/agents/{id}")
@@ -321,7 +349,7 @@ pub fn run(command: ClientCommand) -> anyhow::Result<()> {
             let client = Client::new(&args.client);
             let query = args
                 .agent
-                .map(|agent| format!("?agent={agent}"))
+                .map(|agent| format!("?agent={}", query_value(&agent)))
                 .unwrap_or_default();
             let value = client.call_json("GET", &format!("/v1/approvals{query}"), None)?;
             if args.client.json {
@@ -459,9 +487,10 @@ fn run_agent(command: AgentCommand) -> anyhow::Result<()> {
             id,
             class,
             tier,
+            trial_target,
             client,
         } => {
-            let body = json!({ "class": class, "tier": tier });
+            let body = json!({ "class": class, "tier": tier, "trial_target": trial_target });
             let value = Client::new(&client).call_json(
                 "PATCH",
                 &agent_path(&id),
@@ -521,7 +550,7 @@ fn events(args: EventsArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.client);
     let mut query = Vec::new();
     if let Some(agent) = &args.agent {
-        query.push(format!("agent={agent}"));
+        query.push(format!("agent={}", query_value(agent)));
     }
     if let Some(kind) = &args.kind {
         query.push(format!("kind={kind}"));
@@ -531,17 +560,7 @@ fn events(args: EventsArgs) -> anyhow::Result<()> {
     } else {
         format!("/v1/events?{}", query.join("&"))
     };
-    let response = match client.request("GET", &path).call() {
-        Ok(response) => response,
-        Err(ureq::Error::Status(status, response)) => {
-            return Err(problem_error(
-                status,
-                &read_text(response).unwrap_or_default(),
-            ))
-        }
-        Err(err) => bail!("cannot reach {}: {err}", client.base),
-    };
-    let reader = BufReader::new(response.into_reader());
+    let reader = client.stream(&path)?;
     let mut kind = String::new();
     let mut n_events = 0;
     for line in reader.lines() {

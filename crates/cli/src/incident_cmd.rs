@@ -254,7 +254,10 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<ExitCode> {
         }
         IncidentCommand::List { agent, client } => {
             let path = match agent {
-                Some(agent) => format!("/v1/incidents?agent={agent}"),
+                Some(agent) => format!(
+                    "/v1/incidents?agent={}",
+                    crate::client_cmd::query_value(&agent)
+                ),
                 None => "/v1/incidents".to_owned(),
             };
             let value = Client::new(&client).call_json("GET", &path, None)?;

@@ -12,6 +12,7 @@ mod pact_cmd;
 mod score_cmd;
 mod serve_cmd;
 mod trial_cmd;
+mod trial_server_cmd;
 mod wire;
 
 use std::process::ExitCode;
@@ -54,9 +55,12 @@ enum Command {
     /// API tokens: create, list, revoke (offline in the data directory, or `--server URL`).
     #[command(subcommand)]
     Token(serve_cmd::TokenCommand),
-    /// Trials: generate boundary-probe suites from a pact; run a suite against an agent.
+    /// Trials: generate suites from a pact, run them here or on a server, a drill agent.
     #[command(subcommand)]
     Trial(trial_cmd::TrialCommand),
+    /// Suites on a running server: push, list.
+    #[command(subcommand)]
+    Suite(trial_server_cmd::SuiteCommand),
     /// The trust score: show it, explain it from the records behind it.
     #[command(subcommand)]
     Score(score_cmd::ScoreCommand),
@@ -125,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Trial(command) => trial_cmd::run(command),
         Command::Score(command) => score_cmd::run(command),
+        Command::Suite(command) => trial_server_cmd::suite(command),
         Command::Signals(args) => incident_cmd::signals(args),
         Command::Observe(args) => incident_cmd::observe(args),
         Command::Incident(command) => incident_cmd::run(command),

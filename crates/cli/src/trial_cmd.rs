@@ -30,6 +30,14 @@ pub enum TrialCommand {
     Generate(GenerateArgs),
     /// Run a suite against an agent, judge it, and append the results to the evidence log.
     Run(RunArgs),
+    /// Ask a running server to run one of its suites against an agent, and follow it.
+    Start(crate::trial_server_cmd::StartArgs),
+    /// List the trials on a running server.
+    List(crate::trial_server_cmd::ListArgs),
+    /// Cancel a trial running on a server (it is recorded as incomplete).
+    Cancel(crate::trial_server_cmd::CancelArgs),
+    /// A scripted webhook agent for drills and for trying the harness (not a real agent).
+    Agent(crate::trial_server_cmd::AgentArgs),
 }
 
 #[derive(Args, Debug)]
@@ -43,6 +51,10 @@ pub struct GenerateArgs {
     /// Output file (`.jsonl` writes JSONL, anything else JSON, which is also YAML); stdout by default.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Write every probe this many times (`id`, `id~2`, `id~3`, ...): repeats give a trial enough
+    /// samples for its obligation or recovery minimum, and measure harness stability.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: u32,
 }
 
 #[derive(Args, Debug)]
@@ -99,12 +111,32 @@ pub fn run(command: TrialCommand) -> anyhow::Result<ExitCode> {
     match command {
         TrialCommand::Generate(args) => generate(args).map(|()| ExitCode::SUCCESS),
         TrialCommand::Run(args) => run_trial(args),
+        TrialCommand::Start(args) => crate::trial_server_cmd::start(args),
+        TrialCommand::List(args) => crate::trial_server_cmd::list(args),
+        TrialCommand::Cancel(args) => crate::trial_server_cmd::cancel(args),
+        TrialCommand::Agent(args) => crate::trial_server_cmd::agent(args),
     }
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let pact = load_pact(&args.pact)?;
-    let doc = trial::generate(&pact, args.seed);
+    let mut doc = trial::generate(&pact, args.seed);
+    if args.repeat > 1 {
+        doc.cases = doc
+            .cases
+            .iter()
+            .flat_map(|case| {
+                (1..=args.repeat).map(move |repeat_idx| {
+                    let mut case = case.clone();
+                    if repeat_idx > 1 {
+                        case.id =
+                            format!("{}{}{repeat_idx}", case.id, score::PERTURBATION_SEPARATOR);
+                    }
+                    case
+                })
+            })
+            .collect();
+    }
     // Check what we wrote, exactly as `trial run` will read it.
     trial::Suite::new(doc.clone()).context("the generated suite does not check")?;
     let jsonl = args
@@ -394,8 +426,9 @@ fn serve_instant_agent(listener: std::net::TcpListener) {
     }
 }
 
-/// A minimal HTTP/1.1 server loop for the bench's local agent (keep-alive, JSON bodies).
-mod http_test_server {
+/// A minimal HTTP/1.1 server loop for the bench's local agent and the drill agent (keep-alive,
+/// JSON bodies).
+pub(crate) mod http_test_server {
     use std::io::{BufRead as _, BufReader, Read as _, Write as _};
     use std::net::TcpStream;
 

@@ -2172,7 +2172,260 @@ mod tour {
         );
         let (status, _) = http(&base, "GET", "/readyz", None, "");
         assert_eq!(status, 200);
+
+        incident_tour(d, &base, &admin);
         assert!(terminate(&mut server).success());
+    }
+
+    /// The README tour's second half: a call outside the catalog halts the agent and opens an
+    /// incident; resume is refused until a repair, an operating-model change, a fresh passing
+    /// trial and two approvers are on record, then granted.
+    fn incident_tour(d: &Path, base: &str, admin: &str) {
+        let resumed = ok(
+            d,
+            base,
+            admin,
+            &["resume", "acme/orders-bot", "--reason", "drill over"],
+        );
+        assert!(resumed.contains("acme/orders-bot: active"), "{resumed}");
+        std::fs::write(
+            d.join("rogue.json"),
+            r#"{"agent": "acme/orders-bot", "action": "export_customers", "args": {}}"#,
+        )
+        .unwrap();
+        let rogue: serde_json::Value = serde_json::from_str(&ok(
+            d,
+            base,
+            admin,
+            &["decide", "--server", base, "--request", "rogue.json"],
+        ))
+        .unwrap();
+        assert_eq!(rogue["decision"], "deny");
+        let after: serde_json::Value = serde_json::from_str(&ok(
+            d,
+            base,
+            admin,
+            &["decide", "--server", base, "--request", "return.json"],
+        ))
+        .unwrap();
+        assert_eq!(
+            after["decision"], "halted",
+            "a call outside the catalog halts"
+        );
+
+        let listed: serde_json::Value = serde_json::from_str(&ok(
+            d,
+            base,
+            admin,
+            &["incident", "list", "--agent", "acme/orders-bot", "--json"],
+        ))
+        .unwrap();
+        let incidents = listed["incidents"].as_array().unwrap();
+        // The drill's incident (a person's halt) and the one the evidence opened.
+        assert_eq!(incidents.len(), 2, "{listed}");
+        let case = incidents
+            .iter()
+            .find(|case| case["pattern"] == "injection")
+            .unwrap_or_else(|| panic!("no injection incident: {listed}"));
+        assert_eq!(case["state"], "contained");
+        let label = case["label"].as_str().unwrap().to_string();
+
+        let shown = ok(d, base, admin, &["incident", "show", &label]);
+        for part in [
+            "injection",
+            "opened by a halt",
+            "signal call_outside_catalog (critical)",
+            "ms after detection",
+            "blast radius: 0 allowed actions",
+            "evidence completeness:",
+            "timeline:",
+        ] {
+            assert!(shown.contains(part), "`{part}` missing from:\n{shown}");
+        }
+
+        let plain = client(
+            d,
+            base,
+            admin,
+            &["resume", "acme/orders-bot", "--reason", "looks fine"],
+        );
+        assert_ne!(plain.status.code(), Some(0));
+        assert!(
+            stderr(&plain).contains("incident-open"),
+            "{}",
+            stderr(&plain)
+        );
+        let refused = client(
+            d,
+            base,
+            admin,
+            &["incident", "resume", &label, "--reason", "fixed"],
+        );
+        assert_ne!(refused.status.code(), Some(0));
+        for missing in [
+            "recovery-refused",
+            "record the repair",
+            "no complete trial",
+            "0 of 2 distinct people",
+            "operating-model change",
+        ] {
+            assert!(
+                stderr(&refused).contains(missing),
+                "`{missing}` missing from: {}",
+                stderr(&refused)
+            );
+        }
+
+        ok(
+            d,
+            base,
+            admin,
+            &[
+                "incident",
+                "transition",
+                &label,
+                "repaired",
+                "--reason",
+                "export tool removed from the runtime",
+            ],
+        );
+        ok(
+            d,
+            base,
+            admin,
+            &[
+                "incident",
+                "change",
+                &label,
+                "--kind",
+                "suite_test",
+                "--detail",
+                "probes for tools outside the catalog",
+                "--broken-assumption",
+                "the runtime only exposes catalog tools",
+            ],
+        );
+        ok(
+            d,
+            base,
+            admin,
+            &[
+                "trial",
+                "generate",
+                "--pact",
+                "pact.yaml",
+                "--repeat",
+                "12",
+                "-o",
+                "probes.json",
+            ],
+        );
+        let pushed = ok(d, base, admin, &["suite", "push", "probes.json"]);
+        assert!(pushed.contains("204 cases"), "{pushed}");
+
+        let mut agent = Command::new(env!("CARGO_BIN_EXE_pactum"))
+            .args(["trial", "agent", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut banner = String::new();
+        BufReader::new(agent.stdout.take().unwrap())
+            .read_line(&mut banner)
+            .unwrap();
+        let target = banner
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .map(|url| format!("webhook:{}", url.trim_end_matches(':')))
+            .unwrap_or_else(|| panic!("no address in `{banner}`"));
+        let trial = client(
+            d,
+            base,
+            admin,
+            &[
+                "trial",
+                "start",
+                "--agent",
+                "acme/orders-bot",
+                "--suite",
+                "support-agent-boundaries",
+                "--target",
+                &target,
+            ],
+        );
+        let _ = agent.kill();
+        let _ = agent.wait();
+        assert_eq!(trial.status.code(), Some(0), "{}", stderr(&trial));
+        assert!(
+            stdout(&trial).contains("204 passed, 0 failed"),
+            "{}",
+            stdout(&trial)
+        );
+
+        ok(
+            d,
+            base,
+            admin,
+            &["incident", "approve", &label, "--reason", "probes pass"],
+        );
+        let bob = ok(
+            d,
+            base,
+            admin,
+            &[
+                "token", "create", "--server", base, "--role", "operator", "--name", "bob",
+            ],
+        );
+        let bob = bob.lines().next().unwrap().trim().to_string();
+        let half = client(
+            d,
+            base,
+            admin,
+            &[
+                "incident",
+                "resume",
+                &label,
+                "--reason",
+                "fresh probes pass",
+            ],
+        );
+        assert!(
+            stderr(&half).contains("1 of 2 distinct people"),
+            "{}",
+            stderr(&half)
+        );
+        ok(
+            d,
+            base,
+            &bob,
+            &[
+                "incident",
+                "approve",
+                &label,
+                "--reason",
+                "reviewed the change",
+            ],
+        );
+        let granted = ok(
+            d,
+            base,
+            admin,
+            &[
+                "incident",
+                "resume",
+                &label,
+                "--reason",
+                "fresh probes pass",
+            ],
+        );
+        assert!(granted.contains("recovering"), "{granted}");
+        let allowed: serde_json::Value = serde_json::from_str(&ok(
+            d,
+            base,
+            admin,
+            &["decide", "--server", base, "--request", "return.json"],
+        ))
+        .unwrap();
+        assert_eq!(allowed["decision"], "allow");
     }
 
     /// SIGTERM while clients are deciding: every acknowledged verdict is in the log afterwards.
