@@ -428,6 +428,7 @@ pub fn run(command: ClientCommand) -> anyhow::Result<()> {
                     ));
                 }
             }
+            print_line(score_line(&value["score"]));
             print_line(format!("log size {}", value["log"]["size"]));
             Ok(())
         }
@@ -505,6 +506,32 @@ fn run_agent(command: AgentCommand) -> anyhow::Result<()> {
         print_line(agent_line(&value));
         Ok(())
     }
+}
+
+/// The oracle's score in one line: points, interval, confidence, freshness, velocity.
+fn score_line(score: &Value) -> String {
+    let Some(points) = score["points"].as_u64() else {
+        return "score: no evidence yet".to_string();
+    };
+    let interval = match score["interval_points"].as_array().map(Vec::as_slice) {
+        Some([low, high]) => format!(" ({low}-{high})"),
+        _ => String::new(),
+    };
+    let fresh = match score["freshness"]["newest_evidence_age_ms"].as_u64() {
+        Some(ms) => format!("newest evidence {}s old", ms / 1000),
+        None => "no dated evidence".to_string(),
+    };
+    let stale = score["freshness"]["stale_dimensions"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let velocity = match score["velocity"]["points_per_week"].as_i64() {
+        Some(per_week) => format!("{per_week:+} points/week"),
+        None => "no history".to_string(),
+    };
+    format!(
+        "score {points}/1000{interval}, confidence {}; {fresh}, {stale} stale dimensions; {velocity}",
+        score["confidence"].as_str().unwrap_or("?")
+    )
 }
 
 fn settle(args: SettleArgs, action: &str) -> anyhow::Result<()> {

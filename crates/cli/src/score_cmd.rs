@@ -28,10 +28,13 @@ pub struct CommonArgs {
     /// Data directory of the evidence log.
     #[arg(long, value_name = "DIR", default_value = DATA_DIR_DEFAULT, env = "PACTUM_DATA")]
     data: PathBuf,
-    /// Risk tier for the default weights and freshness window (default: the tier recorded by
-    /// the agent's newest trial, else `medium`).
+    /// Risk tier for the default weights and freshness window (default: the pact's tier, else
+    /// the tier recorded by the agent's newest trial, else `medium`).
     #[arg(long)]
     tier: Option<String>,
+    /// The agent's pact: its tier and its `score:` weights and freshness apply.
+    #[arg(long, value_name = "FILE", conflicts_with = "tier")]
+    pact: Option<PathBuf>,
     /// Compute as of this time (RFC 3339), instead of now.
     #[arg(long)]
     at: Option<String>,
@@ -83,23 +86,26 @@ fn load(common: &CommonArgs) -> anyhow::Result<Loaded> {
     };
     let log = store::Log::open(&common.data)
         .with_context(|| format!("opening the log in `{}`", common.data.display()))?;
-    // A full scan: the store has no public by-agent index yet (see the closing note of issue 6).
-    let size = log.size()?;
     let mut records = Vec::new();
-    for index in 0..size {
-        let bytes = log.get(index)?;
+    for (index, bytes) in log.agent_records(&common.agent, 0, &[], usize::MAX)? {
         let value: Value = serde_json::from_slice(&bytes)
             .with_context(|| format!("record {index} is not json"))?;
-        if value.get("agent").and_then(Value::as_str) == Some(common.agent.as_str()) {
-            let ts = value.get("ts").and_then(Value::as_u64).unwrap_or(0);
-            if ts <= now_ms {
-                records.push((index, value));
-            }
+        let ts = value.get("ts").and_then(Value::as_u64).unwrap_or(0);
+        if ts <= now_ms {
+            records.push((index, value));
         }
     }
-    let tier = match &common.tier {
-        Some(tier) => tier.clone(),
-        None => records
+    let pact = match &common.pact {
+        Some(path) => Some(crate::decide_cmd::load_pact(path)?),
+        None => None,
+    };
+    let tier = match (&common.tier, &pact) {
+        (Some(tier), _) => tier.clone(),
+        (None, Some(pact)) => serde_json::to_value(pact.tier())?
+            .as_str()
+            .unwrap_or("medium")
+            .to_owned(),
+        (None, None) => records
             .iter()
             .rev()
             .find_map(|(_, record)| {
@@ -113,7 +119,11 @@ fn load(common: &CommonArgs) -> anyhow::Result<Loaded> {
     if !["low", "medium", "high", "critical"].contains(&tier.as_str()) {
         bail!("tier `{tier}` is not low, medium, high or critical");
     }
-    let score = score::compute(&records, &score::Config::for_tier(&tier), now_ms);
+    let config = match &pact {
+        Some(pact) => score::Config::for_pact(pact.doc()),
+        None => score::Config::for_tier(&tier),
+    };
+    let score = score::compute(&records, &config, now_ms);
     Ok(Loaded {
         log,
         score,

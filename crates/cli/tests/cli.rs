@@ -2147,6 +2147,10 @@ mod tour {
             oracle.starts_with("acme/orders-bot: halted; decisions 2, denials 1"),
             "{oracle}"
         );
+        assert!(
+            oracle.contains("\nscore ") && oracle.contains("confidence"),
+            "{oracle}"
+        );
         ok(
             d,
             &base,

@@ -323,7 +323,28 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "consequences",
     "recovery",
     "signals",
+    "score",
 ];
+
+/// The trust score's dimensions, which a pact's `score.weights` may name (the `score` crate
+/// computes them; its tests check that the two lists agree).
+pub const SCORE_DIMENSIONS: &[&str] = &[
+    "task_accuracy",
+    "source_grounding",
+    "scope_adherence",
+    "boundary_integrity",
+    "injection_resistance",
+    "authority_discipline",
+    "persona_stability",
+    "harness_stability",
+    "outcome_reliability",
+    "evaluation_freshness",
+    "incident_history",
+    "dispute_record",
+];
+
+/// Largest weight of one score dimension.
+pub const SCORE_WEIGHT_MAX: u32 = 100;
 
 /// Deserializes `value` as `T`, reporting a failure at the innermost path serde reached.
 fn de<T: DeserializeOwned>(value: &Value, path: &str, cx: &mut Cx<'_>) -> Option<T> {
@@ -462,6 +483,9 @@ fn shape(value: &Value, cx: &mut Cx<'_>) -> Option<PactDoc> {
             ("recovery", _) => {
                 de::<crate::syntax::RecoveryDoc>(item, &path, cx);
             }
+            ("score", _) => {
+                de::<crate::syntax::ScoreDoc>(item, &path, cx);
+            }
             _ => {}
         }
     }
@@ -512,6 +536,7 @@ fn build(doc: PactDoc, cx: &mut Cx<'_>) -> Option<Pact> {
     let rules = check_rules(&doc, &action_idx, cx);
     check_consequences(&doc, cx);
     check_signals(&doc, cx);
+    check_score(&doc, cx);
     let authority_keys = check_authority(&doc, cx);
     let token_lifetime_ms_max = match doc.authority.as_ref().and_then(|a| a.max_lifetime.as_ref()) {
         Some(text) => match parse_duration_ms(text) {
@@ -1337,6 +1362,32 @@ const SIGNAL_SETTINGS: &[(&str, BoundKind, bool, bool, bool)] = &[
 
 /// Most consecutive periods a signal may ask for.
 const SIGNAL_PERIODS_MAX: u32 = 52;
+
+fn check_score(doc: &PactDoc, cx: &mut Cx<'_>) {
+    let Some(score) = &doc.score else { return };
+    for (name, weight) in &score.weights {
+        let path = format!("/score/weights/{}", pointer_segment(name));
+        if !SCORE_DIMENSIONS.contains(&name.as_str()) {
+            let hint = closest(name, SCORE_DIMENSIONS.iter().copied());
+            cx.error_at_key(
+                "score",
+                &path,
+                format!("unknown score dimension `{name}`{hint}"),
+            );
+        } else if *weight > SCORE_WEIGHT_MAX {
+            cx.error(
+                "score",
+                &path,
+                format!("a weight is 0 to {SCORE_WEIGHT_MAX}, not {weight}"),
+            );
+        }
+    }
+    if let Some(text) = &score.freshness {
+        if let Err(message) = parse_duration_ms(text) {
+            cx.error("duration", "/score/freshness", message);
+        }
+    }
+}
 
 fn check_signals(doc: &PactDoc, cx: &mut Cx<'_>) {
     for (name, setting) in &doc.signals {

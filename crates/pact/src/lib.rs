@@ -27,7 +27,8 @@ pub mod syntax;
 
 pub use canonical::{canonical_json, digest_of};
 pub use check::{
-    check, check_bytes, parse_doc, Checked, CONDITION_NESTING_MAX, CONDITION_OPERATORS_MAX, SIGNALS,
+    check, check_bytes, parse_doc, Checked, CONDITION_NESTING_MAX, CONDITION_OPERATORS_MAX,
+    SCORE_DIMENSIONS, SCORE_WEIGHT_MAX, SIGNALS,
 };
 pub use diag::{has_errors, Diagnostic, Position, Severity};
 pub use duration::parse_duration_ms;

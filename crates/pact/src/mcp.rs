@@ -195,6 +195,7 @@ pub fn import_tools(value: &Value, options: &ImportOptions) -> Result<Imported, 
         consequences: Vec::new(),
         recovery: None,
         signals: BTreeMap::new(),
+        score: None,
     };
     Ok(Imported { doc, notes })
 }

@@ -59,6 +59,9 @@ pub struct PactDoc {
     /// named keep the risk tier's defaults.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub signals: BTreeMap<String, SignalDoc>,
+    /// Overrides of the trust score's risk-tier defaults: dimension weights and freshness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<ScoreDoc>,
 }
 
 /// Risk tier of an agent.
@@ -461,6 +464,19 @@ pub enum Response {
     Halt,
     /// Hold payments tied to the agent's obligations.
     WithholdSettlement,
+}
+
+/// Overrides of the trust score's risk-tier defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreDoc {
+    /// Weight per dimension, 0 to 100 (`boundary_integrity: 30`); dimensions not named keep the
+    /// tier's weight, and 0 leaves a dimension out of the composite.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, u32>,
+    /// Evidence older than this marks its dimension stale and lowers confidence (`30d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<String>,
 }
 
 /// Re-entry criteria after an incident.

@@ -64,6 +64,7 @@ const CODES: &[&str] = &[
     "obligation",
     "rule",
     "rule-id",
+    "score",
     "shadowed",
     "shape",
     "signal",

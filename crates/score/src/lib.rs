@@ -65,7 +65,7 @@ pub const SWING_POINTS_MAX: i64 = 200;
 pub const PERTURBATION_SEPARATOR: char = '~';
 
 /// The dimensions of the score, in display order (`pact::SCORE_DIMENSIONS` keeps the same list
-/// for the pact's `score:` section; a test checks they agree).
+/// for the pact's `score:` section; `the_pact_language_names_the_same_dimensions` checks it).
 pub const DIMENSIONS: [&str; 12] = [
     "task_accuracy",
     "source_grounding",
@@ -141,6 +141,28 @@ impl Config {
             freshness_ms: freshness_days * 24 * 60 * 60 * 1000,
             samples_medium_min: 30,
             samples_high_min: 200,
+        }
+    }
+
+    /// A pact's tier defaults with its `score:` overrides (weights, freshness).
+    pub fn for_pact(doc: &pact::syntax::PactDoc) -> Config {
+        use pact::syntax::Tier;
+        let tier = match doc.tier {
+            Tier::Low => "low",
+            Tier::Medium => "medium",
+            Tier::High => "high",
+            Tier::Critical => "critical",
+        };
+        let config = Config::for_tier(tier);
+        match &doc.score {
+            Some(overrides) => {
+                let freshness_ms = overrides
+                    .freshness
+                    .as_deref()
+                    .and_then(|text| pact::parse_duration_ms(text).ok());
+                config.with_overrides(&overrides.weights, freshness_ms)
+            }
+            None => config,
         }
     }
 
@@ -348,7 +370,13 @@ pub fn compute(records: &[(u64, Value)], config: &Config, now_ms: u64) -> Score 
                     .add(*index, ts_ms, success);
             }
             Some("verdict") => {
-                let in_scope = match record.get("decision").and_then(Value::as_str) {
+                // The server's verdict records nest the decision in `verdict`; hand-written
+                // ones (`pactum ledger append`) may carry it at the top.
+                let decision = record
+                    .pointer("/verdict/decision")
+                    .or_else(|| record.get("decision"))
+                    .and_then(Value::as_str);
+                let in_scope = match decision {
                     Some("allow") => {
                         allowed_verdicts.insert(*index, ts_ms);
                         true
@@ -373,7 +401,11 @@ pub fn compute(records: &[(u64, Value)], config: &Config, now_ms: u64) -> Score 
                     .and_then(|r| r.get("index"))
                     .and_then(Value::as_u64);
                 if let Some(verdict_idx) = verdict_idx {
-                    if record.get("status").and_then(Value::as_str) == Some("executed") {
+                    // `POST /v1/outcomes` reports `succeeded`; `executed` is the older word.
+                    if matches!(
+                        record.get("status").and_then(Value::as_str),
+                        Some("succeeded" | "executed")
+                    ) {
                         executed.insert(verdict_idx);
                     }
                     outcome_indexes.insert(verdict_idx, (*index, ts_ms));
@@ -591,6 +623,37 @@ mod tests {
     const NOW: u64 = 1_767_225_600_000;
 
     #[test]
+    fn the_pact_language_names_the_same_dimensions() {
+        assert_eq!(DIMENSIONS.as_slice(), pact::SCORE_DIMENSIONS);
+    }
+
+    #[test]
+    fn a_pacts_score_section_overrides_its_tier() {
+        let text = "pact: t\nversion: 1\nagent: a/b\ntier: critical\nactions:\n  lookup: {}\nscore:\n  weights: { task_accuracy: 40, dispute_record: 0 }\n  freshness: 45d\n";
+        let checked = pact::check(text);
+        let pact = checked.pact.expect("the pact checks");
+        let config = Config::for_pact(pact.doc());
+        let defaults = Config::for_tier("critical");
+        assert_eq!(config.weights["task_accuracy"], 40);
+        assert_eq!(config.weights["dispute_record"], 0);
+        assert_eq!(
+            config.weights["boundary_integrity"],
+            defaults.weights["boundary_integrity"]
+        );
+        assert_eq!(config.freshness_ms, 45 * DAY_MS);
+        assert_ne!(defaults.freshness_ms, config.freshness_ms);
+        // No section: the tier's defaults.
+        let plain =
+            pact::check("pact: t\nversion: 1\nagent: a/b\ntier: low\nactions:\n  lookup: {}\n")
+                .pact
+                .expect("the pact checks");
+        assert_eq!(
+            Config::for_pact(plain.doc()).weights,
+            Config::for_tier("low").weights
+        );
+    }
+
+    #[test]
     fn wilson_matches_hand_computation() {
         // 8 of 10: center 0.716737, half-width 0.226580 -> (0.490157, 0.943317).
         assert_eq!(wilson_bp(8, 10), Some((4901, 9434)));
@@ -692,6 +755,26 @@ mod tests {
                 json!({"kind": "outcome", "agent": "a", "ts": NOW, "status": "executed", "refs": [{"rel": "verdict", "index": 0}]}),
             ),
         ];
+        let score = compute(&records, &config, NOW);
+        let scope = &score.dimensions[2];
+        assert_eq!((scope.n_successes, scope.n_samples), (2, 3));
+        let outcome = &score.dimensions[8];
+        assert_eq!((outcome.n_successes, outcome.n_samples), (1, 2));
+        assert_eq!(outcome.record_indexes, vec![2, 3]);
+        // The same facts as the server writes them: the decision inside `verdict`, and the
+        // outcome statuses of `POST /v1/outcomes`.
+        let records: Vec<(u64, Value)> = records
+            .into_iter()
+            .map(|(index, mut record)| {
+                if let Some(decision) = record.as_object_mut().and_then(|r| r.remove("decision")) {
+                    record["verdict"] = json!({ "decision": decision });
+                }
+                if record["status"] == "executed" {
+                    record["status"] = json!("succeeded");
+                }
+                (index, record)
+            })
+            .collect();
         let score = compute(&records, &config, NOW);
         let scope = &score.dimensions[2];
         assert_eq!((scope.n_successes, scope.n_samples), (2, 3));

@@ -136,6 +136,57 @@ struct CachedCaller {
     checked_at: Instant,
 }
 
+/// How long the oracle reuses an agent's computed score, in milliseconds.
+pub const ORACLE_SCORE_TTL_MS: u64 = 5_000;
+
+/// A score as the oracle shows it: composite, interval, confidence, freshness and velocity, and
+/// per dimension its value, samples, interval, age and the record indexes behind it.
+pub fn score_json(score: &score::Score, now_ms: u64) -> Value {
+    let dimensions: serde_json::Map<String, Value> = score
+        .dimensions
+        .iter()
+        .map(|dimension| {
+            (
+                dimension.name.clone(),
+                json!({
+                    "value_bp": dimension.value_bp,
+                    "n_samples": dimension.n_samples,
+                    "interval_bp": dimension.interval_bp.map(|(low, high)| [low, high]),
+                    "age_ms": dimension.age_ms,
+                    "stale": dimension.stale,
+                    "confidence": dimension.confidence.as_str(),
+                    "weight": dimension.weight,
+                    "record_indexes": dimension.record_indexes,
+                }),
+            )
+        })
+        .collect();
+    let newest_age_ms = score
+        .dimensions
+        .iter()
+        .filter_map(|dimension| dimension.age_ms)
+        .min();
+    let stale: Vec<&str> = score
+        .dimensions
+        .iter()
+        .filter(|dimension| dimension.stale)
+        .map(|dimension| dimension.name.as_str())
+        .collect();
+    json!({
+        "points": score.points,
+        "interval_points": score.interval_points.map(|(low, high)| [low, high]),
+        "confidence": score.confidence.as_str(),
+        "coverage_bp": score.coverage_bp,
+        "freshness": { "newest_evidence_age_ms": newest_age_ms, "stale_dimensions": stale },
+        "velocity": {
+            "points_per_week": score.trend.points_per_week,
+            "swing": score.trend.swing,
+        },
+        "dimensions": dimensions,
+        "computed_at_ms": now_ms,
+    })
+}
+
 struct Inner {
     config: AppConfig,
     log: Log,
@@ -154,6 +205,8 @@ struct Inner {
     clock_offset_ms: AtomicU64,
     /// Trials running on blocking threads.
     trials: crate::trials::Trials,
+    /// The oracle's last score per agent, with when it was computed.
+    oracle_scores: Mutex<HashMap<String, (Instant, Arc<Value>)>>,
 }
 
 /// A token bucket of one token id.
@@ -325,6 +378,7 @@ impl AppState {
                 active_signals: crate::respond::Active::default(),
                 clock_offset_ms: AtomicU64::new(0),
                 trials: crate::trials::Trials::default(),
+                oracle_scores: Mutex::new(HashMap::new()),
             }),
         };
         Ok(Opened {
@@ -357,6 +411,45 @@ impl AppState {
     /// Signals already answered, per agent.
     pub fn active_signals(&self) -> &crate::respond::Active {
         &self.inner.active_signals
+    }
+
+    /// The agent's trust score for the public oracle, computed from its records under its active
+    /// pact (tier defaults and the pact's `score:` overrides) and reused for
+    /// [`ORACLE_SCORE_TTL_MS`]: the route is public and the score reads every record of the agent.
+    pub async fn oracle_score(&self, agent: &str) -> Result<Arc<Value>, ApiError> {
+        let cached = self
+            .inner
+            .oracle_scores
+            .lock()
+            .ok()
+            .and_then(|scores| scores.get(agent).cloned());
+        if let Some((at, value)) = cached {
+            if at.elapsed() < Duration::from_millis(ORACLE_SCORE_TTL_MS) {
+                return Ok(value);
+            }
+        }
+        let config = {
+            let slot = self.agent(agent)?;
+            let runtime = lock_runtime(&slot);
+            match &runtime.guard {
+                Some(guard) => score::Config::for_pact(guard.pact().doc()),
+                None => score::Config::for_tier(&lock_info(&slot).tier),
+            }
+        };
+        let now = self.now_ms();
+        let app = self.clone();
+        let owned_agent = agent.to_owned();
+        let value = tokio::task::spawn_blocking(move || {
+            let records = app.agent_records(&owned_agent)?;
+            Ok::<_, ApiError>(score_json(&score::compute(&records, &config, now), now))
+        })
+        .await
+        .map_err(|err| ApiError::internal(format!("score computation failed: {err}")))??;
+        let value = Arc::new(value);
+        if let Ok(mut scores) = self.inner.oracle_scores.lock() {
+            scores.insert(agent.to_owned(), (Instant::now(), Arc::clone(&value)));
+        }
+        Ok(value)
     }
 
     /// Where notifications go.

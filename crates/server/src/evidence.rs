@@ -244,6 +244,7 @@ pub(crate) async fn oracle(
             runtime.n_denials,
         )
     };
+    let score = app.oracle_score(&agent).await?;
     Ok(json_response(
         StatusCode::OK,
         json!({
@@ -254,6 +255,7 @@ pub(crate) async fn oracle(
             "status": status_text,
             "pact": pact,
             "counts": { "decisions": n_decisions, "denials": n_denials },
+            "score": *score,
             "log": checkpoint_json(&app)?,
         }),
     ))

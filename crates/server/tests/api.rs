@@ -1173,6 +1173,13 @@ async fn the_oracle_is_public_and_counts_decisions() {
         .unwrap()
         .contains("forbids `issue_refund`")));
     assert!(oracle["log"]["checkpoint"].as_str().unwrap().contains('\n'));
+    // The score, from the two production verdicts: one in scope, one outside the pact.
+    let scope = &oracle["score"]["dimensions"]["scope_adherence"];
+    assert_eq!(scope["n_samples"], json!(2), "{oracle}");
+    assert_eq!(scope["value_bp"], json!(5000), "{oracle}");
+    assert!(oracle["score"]["points"].as_u64().is_some(), "{oracle}");
+    assert_eq!(oracle["score"]["confidence"], json!("low"), "{oracle}");
+    assert!(oracle["score"]["velocity"].is_object(), "{oracle}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
