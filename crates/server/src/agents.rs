@@ -626,6 +626,9 @@ async fn control(
     if kind == "resume" {
         refuse_resume_past_an_incident(app, id).await?;
     }
+    if let ("unrestrict", Some(category)) = (kind, &category) {
+        refuse_unrestrict_past_an_incident(app, id, category).await?;
+    }
     let (status_after, record_idx) = apply_control(
         app,
         id,
@@ -661,6 +664,24 @@ async fn refuse_resume_past_an_incident(app: &AppState, id: &str) -> Result<(), 
         Some(label) => Err(ApiError::conflict(
             "incident-open",
             format!("{label} is unresolved and was opened by a signal: resume through `pactum incident resume {label}` once its re-entry criteria are met"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Lifting the restriction that contains an incident opened by evidence is a resume by another
+/// name: it goes through the incident's recovery gate too, or a scope-creep incident (contained
+/// by restricting its category, not by a halt) could be undone by hand with no fresh evidence.
+async fn refuse_unrestrict_past_an_incident(
+    app: &AppState,
+    id: &str,
+    category: &str,
+) -> Result<(), ApiError> {
+    let gated = crate::incidents::gated_category_incident(app, id, category).await?;
+    match gated {
+        Some(label) => Err(ApiError::conflict(
+            "incident-open",
+            format!("{label} is unresolved, was opened by a signal and is contained by restricting `{category}`: lift it through `pactum incident resume {label}` once its re-entry criteria are met"),
         )),
         None => Ok(()),
     }

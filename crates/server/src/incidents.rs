@@ -94,6 +94,26 @@ pub async fn gated_incident(app: &AppState, agent: &str) -> Result<Option<String
         .next())
 }
 
+/// The label of `agent`'s unresolved incident opened by evidence whose action category is
+/// `category`, if any: restricting that category is what contains it, so the restriction is
+/// lifted only through the recovery gate (staged re-entry lifts it at full scope).
+pub async fn gated_category_incident(
+    app: &AppState,
+    agent: &str,
+    category: &str,
+) -> Result<Option<String>, ApiError> {
+    let (_, cases) = cases_of(app, agent).await?;
+    Ok(cases
+        .values()
+        .filter(|case| {
+            is_unresolved(case)
+                && !case.opened.signals.is_empty()
+                && case.opened.category.as_deref() == Some(category)
+        })
+        .map(Case::label)
+        .next())
+}
+
 /// A pact version's document, from the registry.
 fn pact_doc(app: &AppState, agent: &str, version: u64) -> Option<pact::syntax::PactDoc> {
     let rows = app.registry().pacts().ok()?;

@@ -114,23 +114,32 @@ pub struct Taken {
     pub response_record: u64,
 }
 
-/// Signals in force per agent, so one condition is answered once.
+/// Signals in force per agent, with the level they were answered at, so one condition is
+/// answered once per level.
 #[derive(Default)]
 pub struct Active {
-    by_agent: Mutex<HashMap<String, HashSet<TripKey>>>,
+    by_agent: Mutex<HashMap<String, HashMap<TripKey, Level>>>,
 }
 
 impl Active {
-    /// Marks `trip` active; false when it already was.
+    /// Marks `trip` active; false when it already was at its level or above.
+    ///
+    /// A condition answered as a warning and now critical is answered again: otherwise a
+    /// scope-violation rate that first crosses the warning bound (restrict only, say) and keeps
+    /// rising would never open the incident a critical signal opens.
     fn insert(&self, agent: &str, trip: &Trip) -> bool {
         let mut by_agent = self
             .by_agent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        by_agent
-            .entry(agent.to_owned())
-            .or_default()
-            .insert(trip.key())
+        let active = by_agent.entry(agent.to_owned()).or_default();
+        match active.get(&trip.key()) {
+            Some(answered) if *answered >= trip.level => false,
+            _ => {
+                active.insert(trip.key(), trip.level);
+                true
+            }
+        }
     }
 
     /// Keeps only the signals in `still` (a periodic evaluation's trips) for `agent`;
@@ -143,7 +152,7 @@ impl Active {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(active) = by_agent.get_mut(agent) {
-            active.retain(|key| immediate(&key.0) || keep.contains(key));
+            active.retain(|key, _| immediate(&key.0) || keep.contains(key));
         }
     }
 
@@ -536,6 +545,11 @@ mod tests {
         assert!(active.insert("a", &rate));
         assert!(!active.insert("a", &rate));
         assert!(active.insert("b", &rate));
+        // Worse than when it was answered: answered again, once.
+        let critical_rate = trip("scope_violation_rate", Level::Critical, Some("policy"));
+        assert!(active.insert("a", &critical_rate));
+        assert!(!active.insert("a", &critical_rate));
+        assert!(!active.insert("a", &rate));
         assert!(active.insert("a", &canary));
         active.retain("a", &[], &|signal| signal == "canary_seen");
         assert!(active.insert("a", &rate), "cleared by a calm evaluation");

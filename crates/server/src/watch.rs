@@ -22,7 +22,13 @@ const IMMEDIATE_SIGNALS: [&str; 4] = [
 ];
 
 /// Finding kinds that make a verdict worth an immediate look.
-const ALARMING_FINDINGS: [&str; 4] = ["canary", "unknown_action", "authority_missing", "bulk"];
+const ALARMING_FINDINGS: [&str; 5] = [
+    "canary",
+    "unknown_action",
+    "authority_missing",
+    "authority_invalid",
+    "bulk",
+];
 
 fn trip_of(reading: &signals::Reading) -> Option<Trip> {
     let level = match reading.level {
@@ -111,17 +117,12 @@ pub async fn evaluate(
     let now = app.now_ms();
     let worker = app.clone();
     let owned_agent = agent.to_owned();
-    let readings = tokio::task::spawn_blocking(move || {
+    let (readings, returned) = tokio::task::spawn_blocking(move || {
         let records = worker.agent_records(&owned_agent)?;
         let pact = guard.pact();
         let thresholds = signals::Thresholds::for_pact(pact);
-        Ok::<_, ApiError>(signals::compute(
-            &records,
-            pact,
-            &eval_texts,
-            &thresholds,
-            now,
-        ))
+        let readings = signals::compute(&records, pact, &eval_texts, &thresholds, now);
+        Ok::<_, ApiError>((readings, last_return(&records)))
     })
     .await
     .map_err(|err| ApiError::internal(format!("signal evaluation failed: {err}")))??;
@@ -131,8 +132,43 @@ pub async fn evaluate(
     let trips: Vec<Trip> = readings.iter().filter_map(trip_of).collect();
     app.active_signals()
         .retain(agent, &trips, &|signal| IMMEDIATE_SIGNALS.contains(&signal));
-    let taken = respond(app, agent, &trips).await?;
+    let fresh: Vec<Trip> = trips
+        .into_iter()
+        .filter(|trip| is_news(trip, returned))
+        .collect();
+    let taken = respond(app, agent, &fresh).await?;
     Ok((readings, taken))
+}
+
+/// Whether a tripped signal is news since the agent's latest return to service (`returned`:
+/// its record index and time). Signals are computed over windows (a day for the immediate
+/// ones, weeks for rates) that still hold the evidence an incident was opened on after the
+/// agent came back through its recovery gate; answering that evidence again would halt or
+/// restrict the agent and open a new incident at the next evaluation after every resume. A
+/// trip is news when some of its evidence is newer than the return, or its anomaly began after
+/// it (a suite going stale, outcomes falling due: time alone trips those).
+fn is_news(trip: &Trip, returned: Option<(u64, u64)>) -> bool {
+    let Some((returned_idx, returned_ms)) = returned else {
+        return true;
+    };
+    trip.evidence
+        .last()
+        .is_none_or(|newest| *newest > returned_idx)
+        || trip.since_ms.is_some_and(|since| since > returned_ms)
+}
+
+/// The agent's latest return to service, as its record index and time: a `resume` record, or
+/// an incident moving to `recovering` (a staged re-entry lifts no halt but is a return all the
+/// same).
+fn last_return(records: &[(u64, Value)]) -> Option<(u64, u64)> {
+    records
+        .iter()
+        .rev()
+        .find(|(_, record)| {
+            record["kind"] == "resume"
+                || (record["kind"] == incident::records::KIND_STATE && record["to"] == "recovering")
+        })
+        .map(|(index, record)| (*index, record["ts"].as_u64().unwrap_or(0)))
 }
 
 /// Evaluates every agent's signals every `Limits::signals_check_ms` (0: never) and answers
@@ -192,4 +228,52 @@ fn evaluation_texts(app: &AppState, agent: &str) -> Vec<String> {
         }
     }
     texts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trip(evidence: Vec<u64>, since_ms: Option<u64>) -> Trip {
+        Trip {
+            signal: "canary_seen".into(),
+            level: Level::Critical,
+            pattern: Some("injection".into()),
+            category: None,
+            obligation: None,
+            value: Some(1),
+            threshold: Some(0),
+            unit: "count",
+            since_ms,
+            evidence,
+            n_evidence: 1,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn evidence_from_before_a_return_to_service_is_not_answered_again() {
+        let returned = Some((100, 5_000));
+        assert!(is_news(&trip(vec![40, 90], Some(1_000)), None));
+        assert!(!is_news(&trip(vec![40, 90], Some(1_000)), returned));
+        assert!(is_news(&trip(vec![40, 101], Some(1_000)), returned));
+        // Time alone tripped it after the return (a suite went stale since).
+        assert!(is_news(&trip(vec![90], Some(6_000)), returned));
+        assert!(is_news(&trip(vec![], None), returned));
+        let records = vec![
+            (7, json!({ "kind": "resume", "ts": 10 })),
+            (
+                8,
+                json!({ "kind": "incident_state", "to": "repaired", "ts": 20 }),
+            ),
+            (
+                9,
+                json!({ "kind": "incident_state", "to": "recovering", "ts": 30 }),
+            ),
+            (10, json!({ "kind": "verdict", "ts": 40 })),
+        ];
+        assert_eq!(last_return(&records), Some((9, 30)));
+        assert_eq!(last_return(&records[..2]), Some((7, 10)));
+        assert_eq!(last_return(&records[1..2]), None);
+    }
 }
