@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// Crates that must stay pure: no files, network, environment, threads, clock or randomness.
 const PURE_CRATES: &[&str] = &[
-    "pact", "guard", "detect", "ledger", "trial", "score", "watch", "incident", "signals",
+    "pact", "guard", "detect", "ledger", "trial", "score", "incident", "signals",
 ];
 /// Crates where `unwrap`, `expect` and `panic!` are not allowed outside tests.
 const NO_PANIC_CRATES: &[&str] = &[

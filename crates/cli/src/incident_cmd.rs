@@ -60,6 +60,9 @@ pub enum IncidentCommand {
         /// low, medium, high or critical.
         #[arg(long, default_value = "medium")]
         severity: String,
+        /// Who owns the case.
+        #[arg(long)]
+        owner: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -92,10 +95,10 @@ pub enum IncidentCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Move the case: contained, repaired, recovering or closed.
+    /// Move the case: contained, repaired or closed (recovering is reached through `resume`).
     Transition {
         id: String,
-        /// The new state.
+        /// The new state: contained, repaired or closed.
         to: String,
         #[arg(long)]
         reason: String,
@@ -245,9 +248,13 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<ExitCode> {
             agent,
             reason,
             severity,
+            owner,
             client,
         } => {
-            let body = json!({ "agent": agent, "reason": reason, "severity": severity });
+            let mut body = json!({ "agent": agent, "reason": reason, "severity": severity });
+            if let Some(owner) = owner {
+                body["owner"] = json!(owner);
+            }
             let value =
                 Client::new(&client).call_json("POST", "/v1/incidents", Some(&body.to_string()))?;
             summary(&client, &value)

@@ -8,8 +8,8 @@
 //! - **recovery validation**: every move into recovery (`incident_state` to `recovering`) is
 //!   re-checked with [`check_resume`] on the records before it, with the criteria of the pact then
 //!   active (else those recorded with it, else the critical tier's); an agent `resume` while the
-//!   agent has an incident not yet recovering or closed bypassed the gate and counts as a resume
-//!   that failed (so the server records `incident_state` before the agent's `resume`); the share
+//!   agent has an incident opened by a signal and not yet recovering or closed bypassed the gate
+//!   and counts as a resume that failed (a person lifting their own halt does not) (so the server records `incident_state` before the agent's `resume`); the share
 //!   that pass (should be 1);
 //! - **pact coverage**: agents with an active pact over agents (given by the caller);
 //! - **evaluation freshness**: obligations of each agent's active pact whose newest complete trial
@@ -153,9 +153,13 @@ pub fn program_metrics(
                 }
             }
             "resume" => {
-                // A resume of an agent with an incident not yet through the gate bypassed it.
+                // A resume of an agent with an incident opened by evidence and not yet through
+                // the gate bypassed it. An incident a person's halt opened is not gated: that
+                // person may lift their own halt (a drill), as the server allows.
                 let bypassed = folder.cases().values().any(|case| {
-                    case.agent == agent && !matches!(case.state, State::Recovering | State::Closed)
+                    case.agent == agent
+                        && !case.opened.signals.is_empty()
+                        && !matches!(case.state, State::Recovering | State::Closed)
                 });
                 if bypassed {
                     n_resumes += 1;
