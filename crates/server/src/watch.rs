@@ -3,7 +3,9 @@
 //! drift, staleness, proxy against truth). Tripped signals go to the response engine.
 //!
 //! `GET /v1/agents/{id}/signals` shows every signal's current reading; `POST` evaluates and
-//! responds now (what the periodic watcher does every `limits.signals_interval_ms`).
+//! responds now (what the periodic watcher does every `limits.signals_check_ms`). Answering
+//! evaluations also record the agent's score once a day ([`SCORE_RECORD_INTERVAL_MS`]), the
+//! history its velocity and swing signals read.
 
 use std::time::Duration;
 
@@ -117,17 +119,30 @@ pub async fn evaluate(
     let now = app.now_ms();
     let worker = app.clone();
     let owned_agent = agent.to_owned();
-    let (readings, returned) = tokio::task::spawn_blocking(move || {
+    let (readings, returned, score_due) = tokio::task::spawn_blocking(move || {
         let records = worker.agent_records(&owned_agent)?;
         let pact = guard.pact();
         let thresholds = signals::Thresholds::for_pact(pact);
         let readings = signals::compute(&records, pact, &eval_texts, &thresholds, now);
-        Ok::<_, ApiError>((readings, last_return(&records)))
+        let score_due = (answer && score_is_due(&records, now)).then(|| {
+            score::compute(&records, &score::Config::for_pact(pact.doc()), now)
+                .to_record(&owned_agent, now)
+        });
+        Ok::<_, ApiError>((readings, last_return(&records), score_due))
     })
     .await
     .map_err(|err| ApiError::internal(format!("signal evaluation failed: {err}")))??;
     if !answer {
         return Ok((readings, Vec::new()));
+    }
+    if let Some(mut record) = score_due.filter(|record| !record["points"].is_null()) {
+        // The score's history, which velocity and swing are measured against.
+        let members = record.as_object_mut().map_or(Value::Null, |members| {
+            members.retain(|name, _| !matches!(name.as_str(), "kind" | "agent" | "ts"));
+            Value::Object(std::mem::take(members))
+        });
+        app.append_one(crate::app::make_record("score", agent, now, members)?)
+            .await?;
     }
     let trips: Vec<Trip> = readings.iter().filter_map(trip_of).collect();
     app.active_signals()
@@ -155,6 +170,20 @@ fn is_news(trip: &Trip, returned: Option<(u64, u64)>) -> bool {
         .last()
         .is_none_or(|newest| *newest > returned_idx)
         || trip.since_ms.is_some_and(|since| since > returned_ms)
+}
+
+/// How often the watcher records an agent's score (`score` records are the history that
+/// `score_velocity` and `score_swing` read).
+pub const SCORE_RECORD_INTERVAL_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Whether the agent's newest `score` record is older than [`SCORE_RECORD_INTERVAL_MS`].
+fn score_is_due(records: &[(u64, Value)], now_ms: u64) -> bool {
+    records
+        .iter()
+        .rev()
+        .find(|(_, record)| record["kind"] == "score")
+        .and_then(|(_, record)| record["ts"].as_u64())
+        .is_none_or(|ts| now_ms.saturating_sub(ts) >= SCORE_RECORD_INTERVAL_MS)
 }
 
 /// The agent's latest return to service, as its record index and time: a `resume` record, or
@@ -249,6 +278,18 @@ mod tests {
             n_evidence: 1,
             message: String::new(),
         }
+    }
+
+    #[test]
+    fn a_score_is_recorded_once_a_day() {
+        let day = SCORE_RECORD_INTERVAL_MS;
+        assert!(score_is_due(&[], 5 * day));
+        let records = vec![
+            (1, json!({ "kind": "score", "ts": day })),
+            (2, json!({ "kind": "verdict", "ts": 3 * day })),
+        ];
+        assert!(!score_is_due(&records, 2 * day - 1));
+        assert!(score_is_due(&records, 2 * day));
     }
 
     #[test]

@@ -1376,6 +1376,9 @@ async fn metric_gaming_shows_as_a_proxy_drifting_from_the_truth() {
         }
     }
     let signals = s.evaluate().await;
+    // Each evaluation a day or more after the last recorded the score: its history.
+    let scores = s.app.log().agent_records(AGENT, 0, &["score"], 10).unwrap();
+    assert_eq!(scores.len(), 2, "one score at day 25, one at day 55");
     let divergence = reading(&signals, "proxy_truth_divergence", None);
     assert_eq!(divergence["level"], "critical", "{divergence}");
     assert_eq!(divergence["obligation"], "csat");
