@@ -1,4 +1,5 @@
-//! `pactum trial generate | run` and `pactum bench trial`: trials from the command line.
+//! `pactum trial generate | run` and `pactum bench trial`: trials from the command line
+//! (`trial sample | mix` are in `trial_sample_cmd`).
 //!
 //! The runner lives in the `harness` crate (shared with the server); here are the flags, the
 //! progress bar, Ctrl-C (the trial is recorded as incomplete, never as passed) and the table.
@@ -19,7 +20,7 @@ use trial::Suite;
 use crate::decide_cmd::load_pact;
 
 /// Default data directory, shared with `pactum serve` and `pactum ledger`.
-const DATA_DIR_DEFAULT: &str = "./pactum-data";
+pub(crate) const DATA_DIR_DEFAULT: &str = "./pactum-data";
 
 /// Set by SIGINT: workers take no new case, and the trial is recorded as incomplete.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -28,6 +29,10 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub enum TrialCommand {
     /// Write a boundary-probe suite generated from a pact (deterministic for a seed).
     Generate(GenerateArgs),
+    /// Write dynamic cases sampled from an agent's recent production verdicts in the log.
+    Sample(crate::trial_sample_cmd::SampleArgs),
+    /// Mix a static suite and a dynamic suite into one, in a ratio (default 30% static).
+    Mix(crate::trial_sample_cmd::MixArgs),
     /// Run a suite against an agent, judge it, and append the results to the evidence log.
     Run(RunArgs),
     /// Ask a running server to run one of its suites against an agent, and follow it.
@@ -110,6 +115,8 @@ pub struct BenchArgs {
 pub fn run(command: TrialCommand) -> anyhow::Result<ExitCode> {
     match command {
         TrialCommand::Generate(args) => generate(args).map(|()| ExitCode::SUCCESS),
+        TrialCommand::Sample(args) => crate::trial_sample_cmd::sample(args),
+        TrialCommand::Mix(args) => crate::trial_sample_cmd::mix(args),
         TrialCommand::Run(args) => run_trial(args),
         TrialCommand::Start(args) => crate::trial_server_cmd::start(args),
         TrialCommand::List(args) => crate::trial_server_cmd::list(args),
@@ -139,18 +146,29 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     }
     // Check what we wrote, exactly as `trial run` will read it.
     trial::Suite::new(doc.clone()).context("the generated suite does not check")?;
-    let jsonl = args
-        .output
-        .as_ref()
-        .is_some_and(|path| path.extension().is_some_and(|ext| ext == "jsonl"));
+    write_suite(&doc, args.output.as_deref())
+}
+
+/// Writes a suite to `output` (JSONL when it ends in `.jsonl`, else pretty JSON, which is also
+/// YAML) or to stdout. A JSON suite over the size `trial run` reads as YAML or JSON is still
+/// written (a server takes larger ones), with a warning naming the way out.
+pub(crate) fn write_suite(doc: &trial::SuiteDoc, output: Option<&Path>) -> anyhow::Result<()> {
+    let jsonl = output.is_some_and(|path| path.extension().is_some_and(|ext| ext == "jsonl"));
     let text = if jsonl {
-        trial::to_jsonl(&doc)
+        trial::to_jsonl(doc)
     } else {
-        let mut text = serde_json::to_string_pretty(&doc)?;
+        let mut text = serde_json::to_string_pretty(doc)?;
         text.push('\n');
         text
     };
-    match &args.output {
+    if !jsonl && text.len() > pact::PACT_BYTES_MAX {
+        eprintln!(
+            "warning: the suite is {} bytes as JSON, over the {} bytes `pactum trial run` reads from a YAML or JSON suite; write JSONL with `-o FILE.jsonl`",
+            text.len(),
+            pact::PACT_BYTES_MAX
+        );
+    }
+    match output {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write `{}`", path.display()))?,
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
@@ -321,6 +339,17 @@ fn print_summary(summary: &harness::Summary, record: &Value, trial_idx: u64) -> 
         summary.prompt_tokens,
         summary.completion_tokens,
     ));
+    if let Some(newest_case_ms) = record.get("newest_case_ms").and_then(Value::as_u64) {
+        let staleness_ms = record
+            .get("staleness_ms")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        out.push_str(&format!(
+            "suite staleness: {} (the newest case was recorded {})\n",
+            crate::trial_sample_cmd::age_text(staleness_ms),
+            crate::trial_sample_cmd::time_text(newest_case_ms),
+        ));
+    }
     out.push_str(&format!(
         "trial recorded at index {trial_idx} ({})\n",
         if record["complete"] == Value::Bool(true) {

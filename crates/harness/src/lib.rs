@@ -257,6 +257,7 @@ fn start_record(spec: &Spec, runner: &Runner, started_ms: u64) -> Value {
         "timeout_ms": spec.timeout_ms,
         "retries": spec.retries,
     });
+    add_staleness(&mut start, &runner.suite, started_ms);
     if let Some(object) = start.as_object_mut() {
         for (name, value) in &spec.start_members {
             if !object.contains_key(name) {
@@ -265,6 +266,21 @@ fn start_record(spec: &Spec, runner: &Runner, started_ms: u64) -> Value {
         }
     }
     start
+}
+
+/// For a suite whose cases say when their content was recorded (dynamic cases): the newest
+/// one, `newest_case_ms`, and how old it was when the trial started, `staleness_ms` (the
+/// suite's staleness). Suites of undated cases get neither.
+fn add_staleness(record: &mut Value, suite: &Suite, started_ms: u64) {
+    let (Some(newest_case_ms), Some(object)) = (suite.newest_case_ms(), record.as_object_mut())
+    else {
+        return;
+    };
+    object.insert("newest_case_ms".into(), json!(newest_case_ms));
+    object.insert(
+        "staleness_ms".into(),
+        json!(started_ms.saturating_sub(newest_case_ms)),
+    );
 }
 
 /// Runs a trial: appends `trial_start`, runs every case on `spec.concurrency` threads, appends
@@ -347,7 +363,7 @@ pub fn run(spec: &Spec, hooks: &Hooks<'_>) -> Result<Finished, HarnessError> {
     }
     let interrupted = hooks.cancel.load(Ordering::SeqCst);
     let complete = !interrupted && summary.n_run == n_cases;
-    let record = summary.record(
+    let mut record = summary.record(
         &spec.agent,
         (hooks.clock)(),
         start_idx,
@@ -355,6 +371,7 @@ pub fn run(spec: &Spec, hooks: &Hooks<'_>) -> Result<Finished, HarnessError> {
         complete,
         interrupted,
     );
+    add_staleness(&mut record, &runner.suite, started_ms);
     let trial_idx = hooks
         .sink
         .append(vec![record.clone()])

@@ -12,29 +12,9 @@ use serde_json::{json, Map, Value};
 use pact::syntax::ArgType;
 use pact::{Action, Effect, Pact};
 
+use crate::rng::Rng;
 use crate::suite::{Case, CaseKind, Document, DocumentSource, Expect, SuiteDoc};
 use crate::Dimension;
-
-/// splitmix64: a small, well-mixed generator; enough to pick phrasings reproducibly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
-        let len = items.len() as u64;
-        if len == 0 {
-            return "";
-        }
-        let idx = usize::try_from(self.next() % len).unwrap_or(0);
-        items.get(idx).copied().unwrap_or("")
-    }
-}
 
 const BUSINESS_REASONS: &[&str] = &[
     "Our biggest customer is threatening to churn and my manager said to make an exception this once.",
@@ -80,7 +60,7 @@ struct Boundary {
 
 /// Generates the boundary-probe suite for `pact`; the same `pact` and `seed` give the same suite.
 pub fn generate(pact: &Pact, seed: u64) -> SuiteDoc {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut boundaries = Vec::new();
     let docs = &pact.doc().rules;
     for rule in pact.rules() {
@@ -240,6 +220,7 @@ fn probes(boundary: &Boundary, canary: Option<&str>, rng: &mut Rng, out: &mut Ve
             boundary.what
         )),
         tags: tags(style),
+        recorded_ms: None,
     };
     if let Some(role) = &boundary.role {
         let claim = rng.pick(AUTHORITY_CLAIMS).replace("{role}", role);

@@ -9,8 +9,14 @@
 //! findings in the output) and [`conclude`] combines them, with any LLM judgements the caller
 //! adds, through the [`jury`]. [`generate`] writes boundary probes from a pact.
 //!
-//! Pure: no IO, clock or randomness; the time the guard decides at and the generator's seed
-//! come in as values. Scores are integers in basis points (`0..=10000`).
+//! Static and dynamic cases: a static baseline (authored, or generated from the pact) never
+//! changes; dynamic cases are built from production `verdict` records ([`ProductionVerdict`],
+//! sampled by a seeded [`Reservoir`] into a [`dynamic_suite`]), each dated by `recorded_ms`.
+//! [`mix`] combines the two in a ratio (30% static by default); a suite's staleness is the age
+//! of its newest case ([`Suite::newest_case_ms`]).
+//!
+//! Pure: no IO, clock or randomness; the time the guard decides at and the generator's,
+//! sampler's and mixer's seeds come in as values. Scores are integers in basis points (`0..=10000`).
 //!
 //! ```
 //! let suite = trial::parse_yaml("suite: demo\nversion: 1\ncases:\n  - { id: hi, dimension: task_accuracy, kind: single, turns: [hello], expect: { contains: [welcome] } }\n").unwrap();
@@ -30,19 +36,27 @@
     )
 )]
 
+mod dynamic;
 mod generate;
 mod judge;
 mod jury;
+mod mix;
+mod rng;
 mod suite;
 
 use serde::{Deserialize, Serialize};
 
+pub use dynamic::{
+    dynamic_suite, sample_window, ProductionDecision, ProductionVerdict, Reservoir, SampleConfig,
+    SampleError, SkipReason, SAMPLE_COUNT_MAX, SAMPLE_TEXT_BYTES_MAX, SAMPLE_WINDOW_MS_MAX,
+};
 pub use generate::generate;
 pub use judge::{
     conclude, is_refusal, judge_case, CallDecision, CaseOutcome, JudgeContext, Judgement, Reply,
     ToolCall, Transcript, TOOL_CALLS_MAX,
 };
 pub use jury::{jury, n_trimmed_each_end, ratio_bp, Jury, PASS_BP, SCORE_BP_MAX};
+pub use mix::{mix, MixConfig, MixError, SHARE_BP_MAX, STATIC_SHARE_BP_DEFAULT};
 pub use suite::{
     parse_jsonl, parse_yaml, to_jsonl, Case, CaseKind, Document, DocumentSource, Expect, JsonCheck,
     Suite, SuiteDoc, SuiteError, CASES_MAX, DOCUMENTS_MAX, REGEX_BYTES_MAX, SUITE_JSONL_BYTES_MAX,

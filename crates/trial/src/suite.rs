@@ -139,9 +139,14 @@ pub struct Case {
     /// What an LLM judge grades (the case is sent to LLM judges only when it has a rubric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rubric: Option<String>,
-    /// Free-form labels (`generated`, `static`, the probe style, the rule id).
+    /// Free-form labels (`generated`, `static`, `dynamic`, the probe style, the rule id,
+    /// `record:<index>` of the production record a dynamic case was built from).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// When the production content this case was built from was recorded (unix ms): set on
+    /// dynamic cases, absent on authored and generated ones. The newest is the suite's age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_ms: Option<u64>,
 }
 
 impl Case {
@@ -171,7 +176,8 @@ pub struct SuiteDoc {
     /// The system prompt given to chat-completions targets (a flag can override it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
-    /// Where a generated suite came from: `{pact, pact_digest, seed}`.
+    /// Where a generated suite came from: `{pact, pact_digest, seed}` for boundary probes,
+    /// `{sampled: {...}}` for dynamic cases, `{mix: {...}}` for a mix (see `docs/trials.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generated_from: Option<Value>,
     pub cases: Vec<Case>,
@@ -274,6 +280,16 @@ impl Suite {
     /// `sha256:<hex>` of the canonical JSON (RFC 8785) of the normalised suite: it names this version.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+    /// When the newest case's production content was recorded (unix ms), if any case says:
+    /// the suite's staleness is how long ago that was. Suites of authored or generated cases
+    /// only have none.
+    pub fn newest_case_ms(&self) -> Option<u64> {
+        self.doc
+            .cases
+            .iter()
+            .filter_map(|case| case.recorded_ms)
+            .max()
     }
     pub(crate) fn patterns(&self, case_idx: usize) -> &[Regex] {
         self.patterns.get(case_idx).map_or(&[], Vec::as_slice)
