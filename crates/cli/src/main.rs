@@ -11,7 +11,9 @@ mod output;
 mod pact_cmd;
 mod score_cmd;
 mod serve_cmd;
+mod signals_bench;
 mod trial_cmd;
+mod trial_sample_cmd;
 mod trial_server_cmd;
 mod wire;
 
@@ -55,7 +57,8 @@ enum Command {
     /// API tokens: create, list, revoke (offline in the data directory, or `--server URL`).
     #[command(subcommand)]
     Token(serve_cmd::TokenCommand),
-    /// Trials: generate suites from a pact, run them here or on a server, a drill agent.
+    /// Trials: generate suites from a pact, sample and mix dynamic cases, run them here or on a
+    /// server, a drill agent.
     #[command(subcommand)]
     Trial(trial_cmd::TrialCommand),
     /// Suites on a running server: push, list.
@@ -92,6 +95,8 @@ enum BenchCommand {
     Http(bench_http::HttpBenchArgs),
     /// Trial harness: 1,000 cases against a local agent that answers at once, five judges each.
     Trial(trial_cmd::BenchArgs),
+    /// Signals, score and incidents over one agent with a million records in a real log.
+    Signals(signals_bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -123,6 +128,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Http(args)) => {
             bench_http::run(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Signals(args)) => {
+            signals_bench::run(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Detect(args)) => {
             detect_cmd::run_bench(args).map(|()| ExitCode::SUCCESS)

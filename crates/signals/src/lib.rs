@@ -72,6 +72,7 @@
     )
 )]
 
+pub mod fixture;
 pub mod shift;
 mod thresholds;
 
