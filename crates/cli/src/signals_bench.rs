@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use clap::Args;
 use serde_json::{json, Value};
 
-/// Records appended per batch while building the log.
-const BUILD_BATCH_RECORDS: usize = 10_000;
+/// Records appended per call while building the log (the store's default `batch_records_max`).
+const BUILD_BATCH_RECORDS: usize = 4_096;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
