@@ -19,14 +19,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pact::syntax::{PactDoc, Tier};
+use pact::syntax::{suite_matches, PactDoc, Tier};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::case::Folder;
 use crate::file::case_file;
 use crate::records::{self, Notification, StateChange};
-use crate::recovery::{complete_trials, suite_matches};
+use crate::recovery::complete_trials;
 use crate::{check_resume, refs_with, str_of, u64_of, Criteria, Resume, State, DAY_MS};
 
 type RepeatKey<'a> = (&'a str, Option<&'static str>, Vec<&'a str>);

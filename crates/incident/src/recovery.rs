@@ -22,7 +22,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
-use pact::syntax::{PactDoc, Tier};
+use pact::syntax::{suite_matches, PactDoc, Tier};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -249,16 +249,6 @@ fn judged(tally: &Value) -> (u64, u64) {
     let n_passed = u64_of(tally, "n_passed").unwrap_or(0);
     let n_failed = u64_of(tally, "n_failed").unwrap_or(0);
     (n_passed, n_passed.saturating_add(n_failed))
-}
-
-/// Whether an obligation's `measured_by.suite` names this suite id.
-pub(crate) fn suite_matches(measured_by: &str, suite_id: &str) -> bool {
-    if measured_by == suite_id {
-        return true;
-    }
-    let file = measured_by.rsplit('/').next().unwrap_or(measured_by);
-    let stem = file.split('.').next().unwrap_or(file);
-    stem == suite_id
 }
 
 /// The judged-case tally an obligation is measured by in a trial record: passed and judged.

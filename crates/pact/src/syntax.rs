@@ -417,6 +417,25 @@ pub struct MeasurementDoc {
     pub production: Option<String>,
 }
 
+/// Whether an obligation's `measured_by.suite` (`suites/probes.yaml`, or the id `probes`) names the
+/// suite whose id is `suite_id`: the same text, or the file's name without its directories and its
+/// `.yaml`, `.yml`, `.json` or `.jsonl` extension. Signals, recovery and the scheduler all use it,
+/// so a pact that names a suite by file finds the suite uploaded under its id.
+pub fn suite_matches(measured_by: &str, suite_id: &str) -> bool {
+    if measured_by == suite_id {
+        return true;
+    }
+    let file = measured_by
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(measured_by);
+    let stem = [".yaml", ".yml", ".jsonl", ".json"]
+        .iter()
+        .find_map(|ext| file.strip_suffix(ext))
+        .unwrap_or(file);
+    stem == suite_id
+}
+
 /// A bound: `min` (the metric must be at least) or `max` (at most), as a fraction 0..=1 or a count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -610,7 +610,7 @@ impl AppState {
     }
 
     /// `(obligation id, suite id)` of the active pact's obligations measured by an uploaded
-    /// suite (named by id or digest); empty without an active pact.
+    /// suite (named by id, digest or file); empty without an active pact.
     pub(crate) fn measured_obligations(
         &self,
         agent: &str,
@@ -631,7 +631,20 @@ impl AppState {
             let Some(reference) = &obligation.measured_by.suite else {
                 continue;
             };
-            if let Some(row) = self.registry().suite(reference)? {
+            // By id or digest, else by the file the pact names (`suites/probes.yaml` is the
+            // suite uploaded as `probes`), as signals and the recovery gate match it.
+            // (The first lookup's registry guard must be dropped before the second.)
+            let by_reference = self.registry().suite(reference)?;
+            let row = match by_reference {
+                Some(row) => Some(row),
+                None => self
+                    .registry()
+                    .suites()?
+                    .into_iter()
+                    .filter(|row| pact::syntax::suite_matches(reference, &row.id))
+                    .max_by_key(|row| row.version),
+            };
+            if let Some(row) = row {
                 measured.push((obligation.id.clone(), row.id));
             }
         }

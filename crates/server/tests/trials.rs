@@ -732,6 +732,26 @@ async fn the_scheduler_reruns_a_suite_on_its_tier_cadence() {
         .await
         .unwrap()
         .is_empty());
+    // A pact naming its suite by file (`suites/probe-suite.yaml`) finds the suite uploaded
+    // under its id, as the signals and the recovery gate do.
+    let by_file = PACT
+        .replace("version: 1", "version: 2")
+        .replace("suite: probe-suite", "suite: suites/probe-suite.yaml");
+    let a = Some(f.admin.as_str());
+    let path = format!("/v1/agents/{AGENT}/pacts");
+    assert!(call(&f.app, "POST", &path, a, &by_file)
+        .await
+        .status
+        .is_success());
+    let path = format!("/v1/agents/{AGENT}/pacts/2/activate");
+    assert!(call(&f.app, "POST", &path, a, "").await.status.is_success());
+    let by_file = f
+        .app
+        .schedule_obligations_now(AGENT, Some("boundaries"), "responses")
+        .await
+        .unwrap();
+    assert_eq!(by_file.len(), 1);
+    wait_done(&f, by_file[0]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,7 +78,7 @@ mod thresholds;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use pact::syntax::ObligationDoc;
+use pact::syntax::{suite_matches, ObligationDoc};
 use serde_json::{json, Value};
 
 pub use shift::{add_text_features, jensen_shannon, text_histogram, FEATURE_BUCKETS};
@@ -472,22 +472,6 @@ fn refs_index(record: &Value, rel: &str) -> Option<u64> {
         .find(|item| item.get("rel").and_then(Value::as_str) == Some(rel))?
         .get("index")
         .and_then(Value::as_u64)
-}
-
-/// Whether an obligation's `measured_by.suite` names the suite with this id.
-fn suite_matches(obligation_suite: &str, suite_id: &str) -> bool {
-    if obligation_suite == suite_id {
-        return true;
-    }
-    let file = obligation_suite
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or(obligation_suite);
-    let stem = [".yaml", ".yml", ".jsonl", ".json"]
-        .iter()
-        .find_map(|ext| file.strip_suffix(ext))
-        .unwrap_or(file);
-    stem == suite_id
 }
 
 /// Computes every signal for one agent from its `records` (log index, record), in log order,
