@@ -138,6 +138,9 @@ struct CachedCaller {
 
 /// How long the oracle reuses an agent's computed score, in milliseconds.
 pub const ORACLE_SCORE_TTL_MS: u64 = 5_000;
+/// How long `/metrics` reuses the program metrics, in milliseconds (they read the whole log;
+/// scrapes come every few seconds).
+pub const PROGRAM_METRICS_TTL_MS: u64 = 60_000;
 
 /// A score as the oracle shows it: composite, interval, confidence, freshness and velocity, and
 /// per dimension its value, samples, interval, age and the record indexes behind it.
@@ -207,6 +210,8 @@ struct Inner {
     trials: crate::trials::Trials,
     /// The oracle's last score per agent, with when it was computed.
     oracle_scores: Mutex<HashMap<String, (Instant, Arc<Value>)>>,
+    /// The program metrics `/metrics` last showed, with when they were computed.
+    program_metrics: Mutex<Option<(Instant, Arc<Value>)>>,
 }
 
 /// A token bucket of one token id.
@@ -379,6 +384,7 @@ impl AppState {
                 clock_offset_ms: AtomicU64::new(0),
                 trials: crate::trials::Trials::default(),
                 oracle_scores: Mutex::new(HashMap::new()),
+                program_metrics: Mutex::new(None),
             }),
         };
         Ok(Opened {
@@ -411,6 +417,26 @@ impl AppState {
     /// Signals already answered, per agent.
     pub fn active_signals(&self) -> &crate::respond::Active {
         &self.inner.active_signals
+    }
+
+    /// The program metrics as JSON, recomputed at most every [`PROGRAM_METRICS_TTL_MS`].
+    pub async fn program_metrics_cached(&self) -> Result<Arc<Value>, ApiError> {
+        let cached = self
+            .inner
+            .program_metrics
+            .lock()
+            .ok()
+            .and_then(|cached| cached.clone());
+        if let Some((at, value)) = cached {
+            if at.elapsed() < Duration::from_millis(PROGRAM_METRICS_TTL_MS) {
+                return Ok(value);
+            }
+        }
+        let value = Arc::new(json!(crate::incidents::program_metrics(self).await?));
+        if let Ok(mut cached) = self.inner.program_metrics.lock() {
+            *cached = Some((Instant::now(), Arc::clone(&value)));
+        }
+        Ok(value)
     }
 
     /// The agent's trust score for the public oracle, computed from its records under its active

@@ -232,13 +232,32 @@ pub(crate) async fn metrics(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Operator, Role::Auditor])?;
-    let text = app.metrics().render(app.log().size()?);
+    let mut text = app.metrics().render(app.log().size()?);
+    let program = app.program_metrics_cached().await?;
+    render_program(&program, &mut text);
     let mut response = (StatusCode::OK, text).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     Ok(response)
+}
+
+/// The program metrics (issue 7: time to containment, evidence completeness, repeat failures,
+/// recovery validation, pact coverage, evaluation freshness, exception resolution,
+/// communication latency) as gauges `pactum_program_<name>`; absent values are left out.
+fn render_program(program: &Value, out: &mut String) {
+    let Some(fields) = program.as_object() else {
+        return;
+    };
+    for (name, value) in fields {
+        let number = match value {
+            Value::Number(number) => number.to_string(),
+            _ => continue,
+        };
+        let _ = writeln!(out, "# TYPE pactum_program_{name} gauge");
+        let _ = writeln!(out, "pactum_program_{name} {number}");
+    }
 }
 
 /// The body of `POST /v1/clock`.

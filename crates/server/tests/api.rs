@@ -1560,6 +1560,21 @@ async fn metrics_count_decisions_by_outcome() {
         "{}",
         metrics.text
     );
+    // The program's metrics too, the same figures `GET /v1/program` answers.
+    let program = call(&f.app, "GET", "/v1/program", Some(&f.auditor), "")
+        .await
+        .json();
+    let fields = program.as_object().unwrap();
+    assert!(fields.contains_key("time_to_containment_ms_mean"));
+    let mut n_gauges = 0;
+    for (name, value) in fields {
+        if let Some(number) = value.as_u64() {
+            let line = format!("\npactum_program_{name} {number}\n");
+            assert!(metrics.text.contains(&line), "{line}: {}", metrics.text);
+            n_gauges += 1;
+        }
+    }
+    assert!(n_gauges >= 10, "{program}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
