@@ -94,7 +94,8 @@ pub enum AgentCommand {
         class: Option<String>,
         #[arg(long)]
         tier: Option<String>,
-        /// Where the server sends this agent's trials: `webhook:URL` or `openai:URL#MODEL`.
+        /// Where the server sends this agent's trials: `webhook:URL` or `openai:URL#MODEL`
+        /// (`""` clears it).
         #[arg(long, value_name = "TARGET")]
         trial_target: Option<String>,
         #[command(flatten)]

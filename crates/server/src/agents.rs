@@ -90,7 +90,8 @@ struct UpdateBody {
     class: Option<String>,
     #[serde(default)]
     tier: Option<String>,
-    /// `webhook:URL` or `openai:URL#MODEL`: where the server sends this agent's trials.
+    /// `webhook:URL` or `openai:URL#MODEL`: where the server sends this agent's trials; the
+    /// empty string clears it.
     #[serde(default)]
     trial_target: Option<String>,
 }
@@ -351,7 +352,11 @@ async fn update(
     if let Some(tier) = &body.tier {
         check_tier(tier)?;
     }
-    if let Some(target) = &body.trial_target {
+    if let Some(target) = body
+        .trial_target
+        .as_deref()
+        .filter(|target| !target.is_empty())
+    {
         crate::trials::check_target(target)?;
     }
     let _admin = app.admin_lock().await;
@@ -363,6 +368,7 @@ async fn update(
         row.tier = tier;
     }
     let trial_target = match body.trial_target {
+        Some(target) if target.is_empty() => None,
         Some(target) => Some(target),
         None => app.registry().trial_target(id)?,
     };

@@ -40,7 +40,8 @@ pub struct Webhook {
 /// Where and how notifications go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyConfig {
-    /// The receivers; none means notifications are only recorded.
+    /// The receivers; with none, nothing is sent and nothing is recorded (the `response` and
+    /// incident records stand on their own).
     pub webhooks: Vec<Webhook>,
     /// Attempts per delivery, the first included.
     pub attempts_max: u32,
@@ -184,7 +185,9 @@ async fn deliver(
     let mut last_error = None;
     let attempts_max = config.attempts_max.max(1);
     for attempt in 1..=attempts_max {
-        let t_ms = app.now_ms();
+        // The signature's time is the wall clock even under a simulated clock, so a receiver
+        // that checks freshness accepts drill notifications too.
+        let t_ms = crate::wire::now_ms();
         let sent = tokio::time::timeout(
             Duration::from_millis(config.attempt_timeout_ms),
             post(webhook, t_ms, body),

@@ -548,6 +548,7 @@ impl AppState {
         by: &str,
     ) -> Result<Vec<u64>, ApiError> {
         let mut started = Vec::new();
+        let mut first_error = None;
         for (obligation_id, suite_id) in self.measured_obligations(agent)? {
             if obligation.is_some_and(|wanted| wanted != obligation_id) {
                 continue;
@@ -561,9 +562,23 @@ impl AppState {
                 obligation: Some(obligation_id),
                 ..TrialRequest::default()
             };
-            started.push(self.start_trial(request, true, by).await?.trial);
+            // One obligation's trial failing to start (the limit reached, say) does not keep
+            // the others from starting, nor lose the ones already started.
+            match self.start_trial(request, true, by).await {
+                Ok(trial) => started.push(trial.trial),
+                Err(err) => {
+                    eprintln!(
+                        "pactum serve: could not start a trial for `{agent}`: {}",
+                        err.body()["detail"]
+                    );
+                    first_error.get_or_insert(err);
+                }
+            }
         }
-        Ok(started)
+        match first_error {
+            Some(err) if started.is_empty() => Err(err),
+            _ => Ok(started),
+        }
     }
 
     /// One pass of the scheduler: starts every due trial (see the module doc); returns them.

@@ -677,6 +677,18 @@ async fn an_agent_without_a_target_or_pact_gets_no_trial() {
         f.app.schedule_due_trials().await.len() == 1,
         "only the agent with a target and a pact"
     );
+    // An empty target clears it: no trial without one.
+    let path = format!("/v1/agents/{AGENT}");
+    let cleared = call(&f.app, "PATCH", &path, a, r#"{"trial_target": ""}"#).await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text);
+    assert_eq!(cleared.json()["trial_target"], Value::Null);
+    let reply = start(
+        &f,
+        &f.admin,
+        json!({ "agent": AGENT, "suite": "probe-suite" }),
+    )
+    .await;
+    assert_eq!(reply.code(), "no-trial-target", "{}", reply.text);
 }
 
 async fn advance(f: &Fixture, ms: u64) -> Reply {
