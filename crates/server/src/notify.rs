@@ -138,7 +138,7 @@ pub fn raise(app: &AppState, event: Value, cause: u64, incident: Option<u64>) {
         let name = name.clone();
         tokio::spawn(async move {
             let body = event.to_string().into_bytes();
-            let delivery = deliver(&app, &config, &webhook, &body, raised).await;
+            let delivery = deliver(&config, &webhook, &body, raised).await;
             app.metrics()
                 .observe_notification(delivery.status, delivery.latency_ms);
             let mut members = json!({
@@ -174,7 +174,6 @@ fn warn(message: &str) {
 }
 
 async fn deliver(
-    app: &AppState,
     config: &NotifyConfig,
     webhook: &Webhook,
     body: &[u8],

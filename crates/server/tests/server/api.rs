@@ -13,7 +13,7 @@ use server::auth::Role;
 use server::{AppConfig, AppState, Limits};
 use tower::ServiceExt as _;
 
-const PACT: &str = include_str!("../../../examples/support-agent/pact.yaml");
+const PACT: &str = include_str!("../../../../examples/support-agent/pact.yaml");
 const AGENT: &str = "acme/support-bot";
 const OTHER_AGENT: &str = "acme/other-bot";
 

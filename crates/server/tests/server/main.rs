@@ -1,0 +1,7 @@
+//! The server's one integration-test binary: the API through its router (`api`), trials from
+//! the server against a real local agent (`trials`), and one end-to-end scenario per failure
+//! pattern (`scenarios`).
+
+mod api;
+mod scenarios;
+mod trials;
