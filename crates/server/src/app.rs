@@ -387,6 +387,22 @@ impl AppState {
                 program_metrics: Mutex::new(None),
             }),
         };
+        // Signals answered before a restart stay answered (read through the agent index, by
+        // kind: only the few records that say so are parsed).
+        for agent in app.agent_ids() {
+            let kinds = ["signal", "resume", incident::records::KIND_STATE];
+            let records: Vec<(u64, Value)> = app
+                .log()
+                .agent_records(&agent, 0, &kinds, usize::MAX)?
+                .into_iter()
+                .filter_map(|(index, bytes)| {
+                    serde_json::from_slice(&bytes)
+                        .ok()
+                        .map(|value| (index, value))
+                })
+                .collect();
+            app.active_signals().restore(&agent, &records);
+        }
         Ok(Opened {
             app,
             new_admin_token,

@@ -156,6 +156,50 @@ impl Active {
         }
     }
 
+    /// Rebuilds `agent`'s answered signals from its records at start-up: the `signal` records
+    /// written since its last return to service (a `resume`, or an incident moving to
+    /// `recovering`), each at the highest level answered. Without this a restart would answer
+    /// every condition still in force a second time (another restriction, another webhook).
+    pub fn restore(&self, agent: &str, records: &[(u64, Value)]) {
+        let returned = records
+            .iter()
+            .rposition(|(_, record)| {
+                record["kind"] == "resume"
+                    || (record["kind"] == incident::records::KIND_STATE
+                        && record["to"] == "recovering")
+            })
+            .map_or(0, |position| position + 1);
+        let mut restored: HashMap<TripKey, Level> = HashMap::new();
+        for (_, record) in records.iter().skip(returned) {
+            if record["kind"] != "signal" {
+                continue;
+            }
+            let Some(signal) = record["signal"].as_str() else {
+                continue;
+            };
+            let level = match record["level"].as_str() {
+                Some("critical") => Level::Critical,
+                Some("warning") => Level::Warning,
+                _ => continue,
+            };
+            let key = (
+                signal.to_owned(),
+                record["category"].as_str().map(str::to_owned),
+                record["obligation"].as_str().map(str::to_owned),
+            );
+            let entry = restored.entry(key).or_insert(level);
+            *entry = (*entry).max(level);
+        }
+        if restored.is_empty() {
+            return;
+        }
+        let mut by_agent = self
+            .by_agent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        by_agent.insert(agent.to_owned(), restored);
+    }
+
     /// Forgets every signal of `agent` (on resume: a new condition must be answered again).
     pub fn clear(&self, agent: &str) {
         let mut by_agent = self

@@ -1944,3 +1944,50 @@ async fn notifications_are_signed_retried_and_recorded() {
     );
     assert!(body.contains("canary_seen"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_signals_stay_answered_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, admin) = open(dir.path(), Limits::default());
+    let admin = admin.unwrap();
+    setup(&app, &admin).await;
+    // A call outside the catalog: answered at once (halt, escalate, an incident).
+    let outside = json!({ "agent": AGENT, "action": "delete_customer" }).to_string();
+    decide(&app, &admin, &outside).await;
+    let n_responses = |app: &AppState| {
+        app.log()
+            .agent_records(AGENT, 0, &["response", "signal"], usize::MAX)
+            .unwrap()
+            .iter()
+            .filter(|(_, bytes)| {
+                serde_json::from_slice::<Value>(bytes).unwrap()["signal"] == "call_outside_catalog"
+            })
+            .count()
+    };
+    let answered = n_responses(&app);
+    assert!(answered >= 2, "a signal and its responses: {answered}");
+    app.shutdown().unwrap();
+    drop(app);
+
+    let (app, _) = open(dir.path(), Limits::default());
+    let path = format!("/v1/agents/{AGENT}/signals");
+    let evaluated = call(&app, "POST", &path, Some(&admin), "{}").await;
+    assert_eq!(evaluated.status, StatusCode::OK, "{}", evaluated.text);
+    let body = evaluated.json();
+    let reading = body["readings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|reading| reading["signal"] == "call_outside_catalog")
+        .cloned()
+        .unwrap();
+    assert_eq!(reading["level"], "critical", "still in force: {reading}");
+    let again: Vec<&Value> = body["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|taken| taken["signal"] == "call_outside_catalog")
+        .collect();
+    assert!(again.is_empty(), "answered before the restart: {again:?}");
+    assert_eq!(n_responses(&app), answered);
+}
