@@ -210,6 +210,9 @@ struct Inner {
     trials: crate::trials::Trials,
     /// The oracle's last score per agent, with when it was computed.
     oracle_scores: Mutex<HashMap<String, (Instant, Arc<Value>)>>,
+    /// Held while an oracle score is computed: requests that miss the cache together wait for
+    /// one computation instead of each reading the agent's whole history (a public route).
+    oracle_score_computing: tokio::sync::Mutex<()>,
     /// The program metrics `/metrics` last showed, with when they were computed.
     program_metrics: Mutex<Option<(Instant, Arc<Value>)>>,
 }
@@ -384,6 +387,7 @@ impl AppState {
                 clock_offset_ms: AtomicU64::new(0),
                 trials: crate::trials::Trials::default(),
                 oracle_scores: Mutex::new(HashMap::new()),
+                oracle_score_computing: tokio::sync::Mutex::new(()),
                 program_metrics: Mutex::new(None),
             }),
         };
@@ -459,16 +463,22 @@ impl AppState {
     /// pact (tier defaults and the pact's `score:` overrides) and reused for
     /// [`ORACLE_SCORE_TTL_MS`]: the route is public and the score reads every record of the agent.
     pub async fn oracle_score(&self, agent: &str) -> Result<Arc<Value>, ApiError> {
-        let cached = self
-            .inner
-            .oracle_scores
-            .lock()
-            .ok()
-            .and_then(|scores| scores.get(agent).cloned());
-        if let Some((at, value)) = cached {
-            if at.elapsed() < Duration::from_millis(ORACLE_SCORE_TTL_MS) {
-                return Ok(value);
-            }
+        let fresh = || {
+            self.inner
+                .oracle_scores
+                .lock()
+                .ok()
+                .and_then(|scores| scores.get(agent).cloned())
+                .filter(|(at, _)| at.elapsed() < Duration::from_millis(ORACLE_SCORE_TTL_MS))
+                .map(|(_, value)| value)
+        };
+        if let Some(value) = fresh() {
+            return Ok(value);
+        }
+        let _computing = self.inner.oracle_score_computing.lock().await;
+        // Another request may have computed it while this one waited.
+        if let Some(value) = fresh() {
+            return Ok(value);
         }
         let config = {
             let slot = self.agent(agent)?;
