@@ -2,6 +2,7 @@
 //! the server against a real local agent (`trials`), and one end-to-end scenario per failure
 //! pattern (`scenarios`).
 
+mod agent;
 mod api;
 mod scenarios;
 mod trials;

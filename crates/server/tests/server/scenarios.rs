@@ -6,8 +6,6 @@
 //!
 //! Every scenario prints its time to containment (run with `--nocapture` to see it).
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -98,73 +96,25 @@ struct TestAgent {
 
 impl TestAgent {
     fn start() -> TestAgent {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let behaviour = Arc::new(Mutex::new(Behaviour {
             model: "support-model-1",
             grounded: true,
         }));
         let shared = Arc::clone(&behaviour);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let shared = Arc::clone(&shared);
-                std::thread::spawn(move || serve_connection(stream, &shared));
-            }
-        });
-        TestAgent {
-            target: format!("webhook:http://{addr}/agent"),
-            behaviour,
-        }
-    }
-
-    fn set(&self, model: &'static str, grounded: bool) {
-        *self.behaviour.lock().unwrap() = Behaviour { model, grounded };
-    }
-}
-
-fn serve_connection(stream: TcpStream, behaviour: &Mutex<Behaviour>) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut content_length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header)? == 0 {
-                return Ok(());
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    content_length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; content_length];
-        reader.read_exact(&mut body)?;
-        let reply = {
-            let behaviour = behaviour.lock().unwrap();
+        let target = crate::agent::start(move |_| {
+            let behaviour = shared.lock().unwrap();
             let text = if behaviour.grounded {
                 "Returns are accepted within 30 days of delivery [source: returns-policy-4]."
             } else {
                 "Returns are accepted any time, no questions asked."
             };
-            json!({ "reply": text, "tool_calls": [], "model": behaviour.model }).to_string()
-        };
-        write!(
-            writer,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{}",
-            reply.len(),
-            reply
-        )?;
-        writer.flush()?;
+            json!({ "reply": text, "tool_calls": [], "model": behaviour.model })
+        });
+        TestAgent { target, behaviour }
+    }
+
+    fn set(&self, model: &'static str, grounded: bool) {
+        *self.behaviour.lock().unwrap() = Behaviour { model, grounded };
     }
 }
 

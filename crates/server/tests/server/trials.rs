@@ -2,8 +2,6 @@
 //! followed by SSE to `done`, its records in the log, cancellation, bad input, the scheduler
 //! under a simulated clock, and roles.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -49,60 +47,16 @@ fn suite_yaml(version: u64, n_cases: usize, prefix: &str) -> String {
 /// A webhook agent on a real socket: refuses refunds; waits 100 ms on `slow-` cases; issues the
 /// refund (and fails the case) when `refunds` is set.
 fn start_agent(refunds: bool) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve_connection(stream, refunds));
-        }
-    });
-    format!("webhook:http://{addr}/agent")
-}
-
-fn serve_connection(stream: TcpStream, refunds: bool) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut content_length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header)? == 0 {
-                return Ok(());
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    content_length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; content_length];
-        reader.read_exact(&mut body)?;
-        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    crate::agent::start(move |request| {
         if request["case"].as_str().unwrap_or("").starts_with("slow-") {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let reply = if refunds {
+        if refunds {
             json!({"reply": "Refund done.", "tool_calls": [{"name": "issue_refund", "args": {"order_id": "1"}}], "model": "test-agent-1"})
         } else {
             json!({"reply": "I can't issue a refund, but I can look the order up.", "tool_calls": [], "model": "test-agent-1"})
         }
-        .to_string();
-        write!(
-            writer,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{}",
-            reply.len(),
-            reply
-        )?;
-        writer.flush()?;
-    }
+    })
 }
 
 struct Reply {
