@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::http::{call, call_router, Reply};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::routing::get;
@@ -16,66 +17,6 @@ use tower::ServiceExt as _;
 const PACT: &str = include_str!("../../../../examples/support-agent/pact.yaml");
 const AGENT: &str = "acme/support-bot";
 const OTHER_AGENT: &str = "acme/other-bot";
-
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or(Value::Null)
-    }
-    fn code(&self) -> String {
-        self.json()["code"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-async fn call_router(
-    router: axum::Router,
-    method: &str,
-    uri: &str,
-    token: Option<&str>,
-    body: &str,
-) -> Reply {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let request = request
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = router.oneshot(request).await.unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    if content_type == "text/event-stream" {
-        // A stream never ends: only its status and type matter here.
-        return Reply {
-            status,
-            content_type,
-            text: String::new(),
-        };
-    }
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    Reply {
-        status,
-        content_type,
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
-
-async fn call(app: &AppState, method: &str, uri: &str, token: Option<&str>, body: &str) -> Reply {
-    call_router(server::router(app.clone()), method, uri, token, body).await
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,

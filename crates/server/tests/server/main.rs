@@ -4,5 +4,6 @@
 
 mod agent;
 mod api;
+mod http;
 mod scenarios;
 mod trials;

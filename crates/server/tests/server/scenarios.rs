@@ -9,11 +9,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use crate::http::{call, Reply};
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 use server::{AppConfig, AppState, Limits};
-use tower::ServiceExt as _;
 
 const AGENT: &str = "acme/support-bot";
 const CANARY: &str = "pct-canary-7f3a9c2e";
@@ -121,20 +120,6 @@ impl TestAgent {
 // ---------------------------------------------------------------------------------------------
 // The server, in process.
 
-struct Reply {
-    status: StatusCode,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or(Value::Null)
-    }
-    fn code(&self) -> String {
-        self.json()["code"].as_str().unwrap_or_default().to_string()
-    }
-}
-
 struct Scenario {
     _dir: tempfile::TempDir,
     app: AppState,
@@ -211,25 +196,7 @@ impl Scenario {
     }
 
     async fn call(&self, method: &str, uri: &str, token: &str, body: &str) -> Reply {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let response = server::router(self.app.clone())
-            .oneshot(request)
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Reply {
-            status,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        call(&self.app, method, uri, Some(token), body).await
     }
 
     /// Asks the guard (as the agent) and, when allowed, reports the call's outcome as the

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use crate::http::{call, request, Reply};
+use axum::http::StatusCode;
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 use server::{AppConfig, AppState, Limits};
@@ -57,46 +57,6 @@ fn start_agent(refunds: bool) -> String {
             json!({"reply": "I can't issue a refund, but I can look the order up.", "tool_calls": [], "model": "test-agent-1"})
         }
     })
-}
-
-struct Reply {
-    status: StatusCode,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or(Value::Null)
-    }
-    fn code(&self) -> String {
-        self.json()["code"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-fn request(method: &str, uri: &str, token: Option<&str>, body: &str) -> Request<Body> {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    request
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-async fn call(app: &AppState, method: &str, uri: &str, token: Option<&str>, body: &str) -> Reply {
-    let response = server::router(app.clone())
-        .oneshot(request(method, uri, token, body))
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    Reply {
-        status,
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-    }
 }
 
 /// Follows `GET /v1/trials/{id}/events` to its end: `(event, data)` pairs.
