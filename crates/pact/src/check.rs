@@ -17,11 +17,12 @@ use serde_json::Value;
 use crate::diag::{has_errors, Diagnostic, Position};
 use crate::duration::parse_duration_ms;
 use crate::model::{
-    Action, Arg, AuthorityKey, AuthorityRequirement, Bulk, Counter, CounterKind, Effect, Pact, Rule,
+    Action, Arg, ArgKind, AuthorityKey, AuthorityRequirement, Bulk, Counter, CounterKind, Effect,
+    Pact, Rule,
 };
 use crate::source::{self, pointer_segment, Spans};
 use crate::syntax::{
-    ActionRef, ArgDoc, ArgType, BulkDoc, KeyAlg, PactDoc, Response, Reversibility, SignalBound,
+    ActionRef, ArgDoc, ArgTypeName, BulkDoc, KeyAlg, PactDoc, Response, Reversibility, SignalBound,
     Tier,
 };
 
@@ -379,8 +380,9 @@ fn de<T: DeserializeOwned>(value: &Value, path: &str, cx: &mut Cx<'_>) -> Option
 /// serde's messages for untagged enums are unhelpful; say what shapes are accepted instead.
 fn clean_serde_message(message: &str) -> String {
     if message.starts_with("data did not match any variant of untagged enum ArgDoc") {
-        return "an argument is a type (`string`, `long`, `bool`, `set<string>`, `set<long>`) or \
-                `{type, required, enum, max_bytes, min, max, description}`"
+        return "an argument is a type (`string`, `long`, `bool`, `path`, `url`, `set<string>`, \
+                `set<long>`, `set<path>`, `set<url>`) or `{type, required, enum, max_bytes, min, \
+                max, properties, items, description}`"
             .to_string();
     }
     if message.starts_with("data did not match any variant of untagged enum ActionRef") {
@@ -785,6 +787,11 @@ fn check_obligations(doc: &PactDoc, cx: &mut Cx<'_>) {
     }
 }
 
+/// Deepest nesting of `object` and `set` types in one argument: `set<string>` and an object of
+/// strings are 1 deep, a set of objects 2. It bounds the guard's walk over a call's arguments
+/// and the Cedar record types conditions are checked against.
+pub const ARG_DEPTH_MAX: usize = 4;
+
 fn check_args(doc: &PactDoc, cx: &mut Cx<'_>) -> Vec<Vec<Arg>> {
     let mut out = Vec::with_capacity(doc.actions.len());
     for (name, action) in &doc.actions {
@@ -795,67 +802,20 @@ fn check_args(doc: &PactDoc, cx: &mut Cx<'_>) -> Vec<Vec<Arg>> {
             if !is_identifier(arg_name) {
                 cx.error_at_key("name", &arg_path, format!("argument name `{arg_name}` must be an identifier (letters, digits, `_`) so conditions can name it"));
             }
-            let arg = match arg_doc {
-                ArgDoc::Type(arg_type) => Arg {
-                    name: arg_name.clone(),
-                    arg_type: *arg_type,
-                    required: true,
-                    allowed: None,
-                    max_bytes: None,
-                    min: None,
-                    max: None,
-                },
-                ArgDoc::Full(full) => {
-                    if full.allowed.is_some() && full.arg_type != ArgType::String {
-                        cx.error(
-                            "arg",
-                            &format!("{arg_path}/enum"),
-                            "`enum` applies to string arguments only",
-                        );
-                    }
-                    if (full.min.is_some() || full.max.is_some()) && full.arg_type != ArgType::Long
-                    {
-                        let field = if full.min.is_some() { "min" } else { "max" };
-                        cx.error(
-                            "arg",
-                            &format!("{arg_path}/{field}"),
-                            "`min` and `max` apply to long arguments only",
-                        );
-                    }
-                    if let (Some(min), Some(max)) = (full.min, full.max) {
-                        if min > max {
-                            cx.error(
-                                "arg",
-                                &format!("{arg_path}/min"),
-                                format!("`min` ({min}) is greater than `max` ({max})"),
-                            );
-                        }
-                    }
-                    Arg {
-                        name: arg_name.clone(),
-                        arg_type: full.arg_type,
-                        required: full.required,
-                        allowed: full.allowed.clone(),
-                        max_bytes: full.max_bytes,
-                        min: full.min,
-                        max: full.max,
-                    }
-                }
-            };
-            args.push(arg);
+            args.push(check_arg(arg_name, arg_doc, &arg_path, 0, cx));
         }
         if let Some(bulk) = &action.bulk {
             let (bulk_arg, bulk_path) = match bulk {
                 BulkDoc::Arg(arg) => (arg, format!("{path}/bulk")),
                 BulkDoc::Full { arg, .. } => (arg, format!("{path}/bulk/arg")),
             };
-            match action.args.get(bulk_arg) {
+            match args.iter().find(|arg| &arg.name == bulk_arg) {
                 None => cx.error(
                     "unknown-arg",
                     &bulk_path,
                     format!("bulk argument `{bulk_arg}` is not an argument of `{name}`"),
                 ),
-                Some(arg) if arg_type_of(arg) != ArgType::Long => cx.error(
+                Some(arg) if arg.kind != ArgKind::Long => cx.error(
                     "arg",
                     &bulk_path,
                     format!("bulk argument `{bulk_arg}` must be a `long`"),
@@ -869,11 +829,164 @@ fn check_args(doc: &PactDoc, cx: &mut Cx<'_>) -> Vec<Vec<Arg>> {
     out
 }
 
-fn arg_type_of(arg: &ArgDoc) -> ArgType {
-    match arg {
-        ArgDoc::Type(arg_type) => *arg_type,
-        ArgDoc::Full(full) => full.arg_type,
+/// Checks one argument, object member or set item (`name` empty) at `path`, whose container
+/// is `depth` levels of `object`/`set` deep.
+fn check_arg(name: &str, arg_doc: &ArgDoc, path: &str, depth: usize, cx: &mut Cx<'_>) -> Arg {
+    let scalar = |arg_type: ArgTypeName| match arg_type {
+        ArgTypeName::String => Some(ArgKind::String),
+        ArgTypeName::Long => Some(ArgKind::Long),
+        ArgTypeName::Bool => Some(ArgKind::Bool),
+        ArgTypeName::Path => Some(ArgKind::Path),
+        ArgTypeName::Url => Some(ArgKind::Url),
+        _ => None,
+    };
+    let item_of = |arg_type: ArgTypeName| match arg_type {
+        ArgTypeName::SetString => Some(ArgKind::String),
+        ArgTypeName::SetLong => Some(ArgKind::Long),
+        ArgTypeName::SetPath => Some(ArgKind::Path),
+        ArgTypeName::SetUrl => Some(ArgKind::Url),
+        _ => None,
+    };
+    let plain_item = |kind: ArgKind| Arg {
+        name: String::new(),
+        arg_type: kind.legacy_type(),
+        kind,
+        required: true,
+        allowed: None,
+        max_bytes: None,
+        min: None,
+        max: None,
+    };
+    let (arg_type, full) = match arg_doc {
+        ArgDoc::Type(arg_type) => (*arg_type, None),
+        ArgDoc::Full(full) => (full.arg_type, Some(full)),
+    };
+    let nested = scalar(arg_type).is_none();
+    if nested && depth >= ARG_DEPTH_MAX {
+        cx.error(
+            "limit",
+            path,
+            format!(
+                "the argument nests `object` and `set` {} deep; the limit is {ARG_DEPTH_MAX}",
+                depth + 1
+            ),
+        );
     }
+    let deeper = nested && depth < ARG_DEPTH_MAX;
+    let kind = match (scalar(arg_type), item_of(arg_type), arg_type) {
+        (Some(kind), _, _) => kind,
+        (None, Some(item), _) => ArgKind::Set(Box::new(plain_item(item))),
+        (None, None, ArgTypeName::Set) => match full.and_then(|full| full.items.as_deref()) {
+            Some(items) if deeper => {
+                let item = check_arg("", items, &format!("{path}/items"), depth + 1, cx);
+                ArgKind::Set(Box::new(item))
+            }
+            Some(_) => ArgKind::Set(Box::new(plain_item(ArgKind::String))),
+            None => {
+                cx.error(
+                    "arg",
+                    path,
+                    "a `set` argument needs `items`: `{ type: set, items: <type> }`",
+                );
+                ArgKind::Set(Box::new(plain_item(ArgKind::String)))
+            }
+        },
+        (None, None, _) => match full.and_then(|full| full.properties.as_ref()) {
+            Some(properties) => {
+                let mut members = Vec::with_capacity(properties.len());
+                for (member_name, member_doc) in properties {
+                    let member_path = format!("{path}/properties/{}", pointer_segment(member_name));
+                    if !is_identifier(member_name) {
+                        cx.error_at_key("name", &member_path, format!("member name `{member_name}` must be an identifier (letters, digits, `_`) so conditions can name it"));
+                    }
+                    if deeper {
+                        members.push(check_arg(
+                            member_name,
+                            member_doc,
+                            &member_path,
+                            depth + 1,
+                            cx,
+                        ));
+                    }
+                }
+                members.sort_by(|a, b| a.name.cmp(&b.name));
+                ArgKind::Object(members)
+            }
+            None => {
+                cx.error(
+                    "arg",
+                    path,
+                    "an `object` argument declares its members: `{ type: object, properties: { ... } }`",
+                );
+                ArgKind::Object(Vec::new())
+            }
+        },
+    };
+    let mut arg = plain_item(kind);
+    arg.name = name.to_string();
+    let Some(full) = full else {
+        return arg;
+    };
+    if full.allowed.is_some() && arg.kind != ArgKind::String {
+        cx.error(
+            "arg",
+            &format!("{path}/enum"),
+            "`enum` applies to string arguments only",
+        );
+    }
+    if (full.min.is_some() || full.max.is_some()) && arg.kind != ArgKind::Long {
+        let field = if full.min.is_some() { "min" } else { "max" };
+        cx.error(
+            "arg",
+            &format!("{path}/{field}"),
+            "`min` and `max` apply to long arguments only",
+        );
+    }
+    if let (Some(min), Some(max)) = (full.min, full.max) {
+        if min > max {
+            cx.error(
+                "arg",
+                &format!("{path}/min"),
+                format!("`min` ({min}) is greater than `max` ({max})"),
+            );
+        }
+    }
+    if full.max_bytes.is_some()
+        && !matches!(arg.kind, ArgKind::String | ArgKind::Path | ArgKind::Url)
+    {
+        cx.error(
+            "arg",
+            &format!("{path}/max_bytes"),
+            "`max_bytes` applies to string, path and url arguments only",
+        );
+    }
+    if full.items.is_some() && arg_type != ArgTypeName::Set {
+        cx.error_at_key(
+            "arg",
+            &format!("{path}/items"),
+            "`items` applies to `type: set` only",
+        );
+    }
+    if full.properties.is_some() && arg_type != ArgTypeName::Object {
+        cx.error_at_key(
+            "arg",
+            &format!("{path}/properties"),
+            "`properties` applies to `type: object` only",
+        );
+    }
+    if name.is_empty() && !full.required {
+        cx.error_at_key(
+            "arg",
+            &format!("{path}/required"),
+            "the items of a set are always required",
+        );
+    }
+    arg.required = full.required || name.is_empty();
+    arg.allowed = full.allowed.clone();
+    arg.max_bytes = full.max_bytes;
+    arg.min = full.min;
+    arg.max = full.max;
+    arg
 }
 
 /// Resolves action names (`"*"` is every action) to indexes, reporting unknown ones.
@@ -979,7 +1092,7 @@ fn check_counters(
                         .unwrap_or("?");
                     match declared {
                         None => cx.error("unknown-arg", &format!("{path}/sum"), format!("counter sums `{arg}`, which `{action_name}` does not declare")),
-                        Some(found) if found.arg_type != ArgType::Long => cx.error("arg", &format!("{path}/sum"), format!("counter sums `{arg}`, which is not a `long` in `{action_name}`")),
+                        Some(found) if found.kind != ArgKind::Long => cx.error("arg", &format!("{path}/sum"), format!("counter sums `{arg}`, which is not a `long` in `{action_name}`")),
                         Some(found) if !found.required => cx.error("arg", &format!("{path}/sum"), format!("counter sums `{arg}`, which is optional in `{action_name}`; a summed argument must be required")),
                         Some(_) => {}
                     }
@@ -1575,16 +1688,6 @@ pub(crate) fn cedar_string(text: &str) -> String {
     out
 }
 
-fn cedar_type(arg_type: ArgType) -> &'static str {
-    match arg_type {
-        ArgType::String => "String",
-        ArgType::Long => "Long",
-        ArgType::Bool => "Bool",
-        ArgType::SetString => "Set<String>",
-        ArgType::SetLong => "Set<Long>",
-    }
-}
-
 /// The Cedar schema the catalog implies. Conditions are type-checked against it.
 fn cedar_schema_text(doc: &PactDoc, args_by_action: &[Vec<Arg>]) -> String {
     let mut out = String::from("entity Agent;\nentity Session;\n");
@@ -1607,7 +1710,7 @@ fn cedar_schema_text(doc: &PactDoc, args_by_action: &[Vec<Arg>]) -> String {
                             " {}{}: {}",
                             cedar_string(&arg.name),
                             if arg.required { "" } else { "?" },
-                            cedar_type(arg.arg_type)
+                            arg.kind.cedar_type()
                         )
                     })
                     .collect()

@@ -27,14 +27,14 @@ pub mod syntax;
 
 pub use canonical::{canonical_json, digest_of};
 pub use check::{
-    check, check_bytes, parse_doc, Checked, CONDITION_NESTING_MAX, CONDITION_OPERATORS_MAX,
-    SCORE_DIMENSIONS, SCORE_WEIGHT_MAX, SIGNALS,
+    check, check_bytes, parse_doc, Checked, ARG_DEPTH_MAX, CONDITION_NESTING_MAX,
+    CONDITION_OPERATORS_MAX, SCORE_DIMENSIONS, SCORE_WEIGHT_MAX, SIGNALS,
 };
 pub use diag::{has_errors, Diagnostic, Position, Severity};
 pub use duration::parse_duration_ms;
 pub use model::{
-    Action, Arg, AuthorityKey, AuthorityRequirement, Bulk, Counter, CounterKind, Effect, Pact,
-    Rule, RULE_ID_BULK, RULE_ID_UNKNOWN_ACTION,
+    Action, Arg, ArgKind, AuthorityKey, AuthorityRequirement, Bulk, Counter, CounterKind, Effect,
+    Pact, Rule, RULE_ID_BULK, RULE_ID_UNKNOWN_ACTION, URL_CEDAR_TYPE,
 };
 pub use source::{DEPTH_MAX, PACT_BYTES_MAX};
 

@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 
 use crate::check::ACTIONS_MAX;
 use crate::fmt::{comment_block, to_yaml, FmtError};
-use crate::syntax::{ActionDoc, ArgDoc, ArgFull, ArgType, PactDoc, Reversibility, Tier};
+use crate::syntax::{ActionDoc, ArgDoc, ArgFull, ArgTypeName, PactDoc, Reversibility, Tier};
 
 /// Largest `tools/list` document accepted, in bytes.
 pub const TOOLS_BYTES_MAX: usize = 16 * 1024 * 1024;
@@ -435,12 +435,14 @@ fn import_arg(property: &Value) -> Result<(ArgFull, Vec<String>), String> {
         },
     };
     let mut arg = ArgFull {
-        arg_type: ArgType::String,
+        arg_type: ArgTypeName::String,
         required: true,
         allowed: None,
         max_bytes: None,
         min: None,
         max: None,
+        properties: None,
+        items: None,
         description: property
             .get("description")
             .and_then(Value::as_str)
@@ -463,7 +465,7 @@ fn import_arg(property: &Value) -> Result<(ArgFull, Vec<String>), String> {
             }
         }
         "integer" | "number" => {
-            arg.arg_type = ArgType::Long;
+            arg.arg_type = ArgTypeName::Long;
             if type_name == "number" {
                 arg_notes.push(
                     "`number` mapped to `long`: calls with non-integer values will be refused"
@@ -477,21 +479,21 @@ fn import_arg(property: &Value) -> Result<(ArgFull, Vec<String>), String> {
                     .push("an `enum` of numbers is not kept (pact enums are strings)".to_string());
             }
         }
-        "boolean" => arg.arg_type = ArgType::Bool,
+        "boolean" => arg.arg_type = ArgTypeName::Bool,
         "array" => {
             let item_type = property
                 .get("items")
                 .and_then(|items| items.get("type"))
                 .and_then(Value::as_str);
             arg.arg_type = match item_type {
-                Some("string") => ArgType::SetString,
-                Some("integer") => ArgType::SetLong,
+                Some("string") => ArgTypeName::SetString,
+                Some("integer") => ArgTypeName::SetLong,
                 Some("number") => {
                     arg_notes.push(
                         "an array of `number` mapped to `set<long>`: non-integer values will be refused"
                             .to_string(),
                     );
-                    ArgType::SetLong
+                    ArgTypeName::SetLong
                 }
                 Some(other) => {
                     return Err(format!(
@@ -590,13 +592,13 @@ mod tests {
         let refund = &actions["refund"];
         assert_eq!(refund.reversibility, Reversibility::Irreversible);
         assert_eq!(refund.description.as_deref(), Some("Refund an order"));
-        assert_eq!(refund.args["order_id"], ArgDoc::Type(ArgType::String));
+        assert_eq!(refund.args["order_id"], ArgDoc::Type(ArgTypeName::String));
         let ArgDoc::Full(amount) = &refund.args["amount"] else {
             panic!("amount")
         };
         assert_eq!(
             (amount.arg_type, amount.min, amount.required),
-            (ArgType::Long, Some(0), true)
+            (ArgTypeName::Long, Some(0), true)
         );
         let ArgDoc::Full(count) = &refund.args["count"] else {
             panic!("count")
@@ -605,11 +607,14 @@ mod tests {
         let ArgDoc::Full(notify) = &refund.args["notify"] else {
             panic!("notify")
         };
-        assert_eq!((notify.arg_type, notify.required), (ArgType::Bool, false));
+        assert_eq!(
+            (notify.arg_type, notify.required),
+            (ArgTypeName::Bool, false)
+        );
         let ArgDoc::Full(tags) = &refund.args["tags"] else {
             panic!("tags")
         };
-        assert_eq!(tags.arg_type, ArgType::SetString);
+        assert_eq!(tags.arg_type, ArgTypeName::SetString);
         let ArgDoc::Full(reason) = &refund.args["reason"] else {
             panic!("reason")
         };

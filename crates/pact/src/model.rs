@@ -141,16 +141,109 @@ impl Action {
     }
 }
 
-/// A declared argument.
+/// A declared argument, or a member of an object argument, or the item of a set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Arg {
+    /// The argument's or member's name; empty for a set's item.
     pub name: String,
+    /// The closest of the five original types, for code written before [`ArgKind`]; see
+    /// [`crate::syntax::ArgType`]. Read `kind` instead.
     pub arg_type: crate::syntax::ArgType,
+    /// The checked type, with the members of objects and the items of sets.
+    pub kind: ArgKind,
+    /// Whether it must be present; always true for a set's item.
     pub required: bool,
     pub allowed: Option<Vec<String>>,
     pub max_bytes: Option<u64>,
     pub min: Option<i64>,
     pub max: Option<i64>,
+}
+
+impl Arg {
+    /// The member named `name` of an object argument.
+    pub fn member(&self, name: &str) -> Option<&Arg> {
+        match &self.kind {
+            ArgKind::Object(members) => members
+                .binary_search_by(|member| member.name.as_str().cmp(name))
+                .ok()
+                .and_then(|idx| members.get(idx)),
+            _ => None,
+        }
+    }
+}
+
+/// The checked type of an argument and the Cedar type conditions see it as.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArgKind {
+    /// Cedar `String`.
+    String,
+    /// Cedar `Long`.
+    Long,
+    /// Cedar `Bool`.
+    Bool,
+    /// An absolute path, lexically normalised by the guard (Cedar `String`).
+    Path,
+    /// A parsed URL: the record [`URL_CEDAR_TYPE`].
+    Url,
+    /// A set of items of the given type (Cedar `Set<...>`).
+    Set(Box<Arg>),
+    /// An object with these members, sorted by name (a Cedar record; optional members are
+    /// optional attributes).
+    Object(Vec<Arg>),
+}
+
+/// The Cedar record a `url` argument is seen as.
+pub const URL_CEDAR_TYPE: &str =
+    "{ scheme: String, host: String, port: Long, path: String, query: String }";
+
+impl ArgKind {
+    /// Whether the guard must do more than copy the value: normalise a path, parse a URL.
+    /// Objects and sets are walked whatever they hold.
+    pub fn has_path_or_url(&self) -> bool {
+        match self {
+            ArgKind::String | ArgKind::Long | ArgKind::Bool => false,
+            ArgKind::Path | ArgKind::Url => true,
+            ArgKind::Set(item) => item.kind.has_path_or_url(),
+            ArgKind::Object(members) => members.iter().any(|member| member.kind.has_path_or_url()),
+        }
+    }
+
+    /// The Cedar type conditions see.
+    pub fn cedar_type(&self) -> String {
+        match self {
+            ArgKind::String | ArgKind::Path => "String".to_string(),
+            ArgKind::Long => "Long".to_string(),
+            ArgKind::Bool => "Bool".to_string(),
+            ArgKind::Url => URL_CEDAR_TYPE.to_string(),
+            ArgKind::Set(item) => format!("Set<{}>", item.kind.cedar_type()),
+            ArgKind::Object(members) => {
+                let attributes: Vec<String> = members
+                    .iter()
+                    .map(|member| {
+                        format!(
+                            " {}{}: {}",
+                            crate::check::cedar_string(&member.name),
+                            if member.required { "" } else { "?" },
+                            member.kind.cedar_type()
+                        )
+                    })
+                    .collect();
+                format!("{{{} }}", attributes.join(","))
+            }
+        }
+    }
+
+    /// The closest of the five original types (see [`crate::syntax::ArgType`]).
+    pub fn legacy_type(&self) -> crate::syntax::ArgType {
+        use crate::syntax::ArgType;
+        match self {
+            ArgKind::String | ArgKind::Path | ArgKind::Url | ArgKind::Object(_) => ArgType::String,
+            ArgKind::Long => ArgType::Long,
+            ArgKind::Bool => ArgType::Bool,
+            ArgKind::Set(item) if item.kind == ArgKind::Long => ArgType::SetLong,
+            ArgKind::Set(_) => ArgType::SetString,
+        }
+    }
 }
 
 /// The bulk-record argument and its review threshold.

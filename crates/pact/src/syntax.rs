@@ -176,30 +176,35 @@ pub enum BulkDoc {
     },
 }
 
-/// One argument: a bare type name (`string`, `long`, `bool`, `set<string>`) or the full form.
+/// One argument: a bare type name (`string`, `long`, `bool`, `path`, `url`, `set<string>`,
+/// `set<long>`, `set<path>`, `set<url>`) or the full form (needed for `object` and `set` with
+/// `items`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ArgDoc {
     /// Just the type; the argument is required.
-    Type(ArgType),
+    Type(ArgTypeName),
     /// The type with constraints.
     Full(ArgFull),
 }
 
-/// The full form of an argument.
+/// The full form of an argument, of a member of an `object` argument, or of the items of a
+/// `set`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArgFull {
-    /// The argument's type: `string`, `long`, `bool`, `set<string>` or `set<long>`.
+    /// The argument's type: `string`, `long`, `bool`, `path`, `url`, `set<string>`, `set<long>`,
+    /// `set<path>`, `set<url>`, or `object` (with `properties`) or `set` (with `items`).
     #[serde(rename = "type")]
-    pub arg_type: ArgType,
-    /// Whether the argument must be present (default true).
+    pub arg_type: ArgTypeName,
+    /// Whether the argument (or object member) must be present (default true). Set items are
+    /// always required.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub required: bool,
     /// The allowed values, for strings.
     #[serde(default, rename = "enum", skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<String>>,
-    /// Longest allowed string, in bytes.
+    /// Longest allowed string, path or URL, in bytes (as sent, before normalising).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
     /// Smallest allowed number.
@@ -208,6 +213,14 @@ pub struct ArgFull {
     /// Largest allowed number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<i64>,
+    /// For `type: object`: its members, by name, each an argument (`required: false` for the
+    /// optional ones). Members not declared are refused. Conditions see a Cedar record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<BTreeMap<String, ArgDoc>>,
+    /// For `type: set`: the type of every item (a type name or a full form). Conditions see a
+    /// Cedar set, so the order and duplicates of the list sent are not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Box<ArgDoc>>,
     /// What the argument means, for people reading the pact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -221,8 +234,74 @@ fn is_true(value: &bool) -> bool {
     *value
 }
 
-/// Argument types. They map to Cedar types: `string` -> String, `long` -> Long, `bool` -> Bool,
-/// `set<string>` -> Set<String>, `set<long>` -> Set<Long>.
+/// Argument type names as written. `path` and `url` are strings on the wire that the guard
+/// checks and normalises before conditions see them; `object` and `set` take their shape from
+/// `properties` and `items`. Nesting of `object` and `set` is bounded by [`crate::ARG_DEPTH_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ArgTypeName {
+    /// A string (Cedar `String`).
+    #[serde(rename = "string")]
+    String,
+    /// A 64-bit integer (Cedar `Long`).
+    #[serde(rename = "long")]
+    Long,
+    /// A boolean (Cedar `Bool`).
+    #[serde(rename = "bool")]
+    Bool,
+    /// An absolute file path (Cedar `String`). The guard refuses relative paths, NUL bytes and
+    /// `..` above `/`, and conditions see the path lexically normalised (`//` and `.` dropped,
+    /// `..` resolved, no trailing `/`), so `like "/srv/data/*"` cannot be escaped with `../`.
+    /// Symlinks are not resolved: the guard does no IO, so whoever runs the tool must.
+    #[serde(rename = "path")]
+    Path,
+    /// A URL, parsed (unparsable ones are refused). Conditions see the record
+    /// `{scheme, host, port, path, query}`: host lowercased, the scheme's default port when
+    /// none is given (else 0), dot segments removed; empty strings where a part is absent.
+    #[serde(rename = "url")]
+    Url,
+    /// A set of strings (Cedar `Set<String>`).
+    #[serde(rename = "set<string>")]
+    SetString,
+    /// A set of integers (Cedar `Set<Long>`).
+    #[serde(rename = "set<long>")]
+    SetLong,
+    /// A set of absolute paths, each checked and normalised like `path` (Cedar `Set<String>`).
+    #[serde(rename = "set<path>")]
+    SetPath,
+    /// A set of URLs, each parsed like `url` (a Cedar set of records).
+    #[serde(rename = "set<url>")]
+    SetUrl,
+    /// A set whose item type is given by `items` (full form only; Cedar `Set<...>`).
+    #[serde(rename = "set")]
+    Set,
+    /// An object whose members are given by `properties` (full form only; a Cedar record).
+    #[serde(rename = "object")]
+    Object,
+}
+
+impl ArgTypeName {
+    /// The name as written in a pact.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArgTypeName::String => "string",
+            ArgTypeName::Long => "long",
+            ArgTypeName::Bool => "bool",
+            ArgTypeName::Path => "path",
+            ArgTypeName::Url => "url",
+            ArgTypeName::SetString => "set<string>",
+            ArgTypeName::SetLong => "set<long>",
+            ArgTypeName::SetPath => "set<path>",
+            ArgTypeName::SetUrl => "set<url>",
+            ArgTypeName::Set => "set",
+            ArgTypeName::Object => "object",
+        }
+    }
+}
+
+/// The five argument types of the first catalogs, as [`crate::Arg::arg_type`] still reports
+/// them for code written before `path`, `url`, `object` and `set` with `items`: a `path` or
+/// `url` is a `String`, a set of paths or URLs a `SetString`, and an `object` or other set a
+/// `String`/`SetString` that does not describe it. New code reads [`crate::Arg::kind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ArgType {
     /// A string (Cedar `String`).
