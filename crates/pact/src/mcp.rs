@@ -6,12 +6,25 @@
 //!
 //! - `inputSchema.properties` become arguments: `string` -> `string` (`enum` of strings and
 //!   `const` kept as `enum`), `integer` -> `long` (integral `minimum`/`maximum` kept), `number`
-//!   -> `long` with a note (non-integer values will be refused), `boolean` -> `bool`, arrays of
-//!   strings or integers -> `set<string>` / `set<long>`, a `type` list with `null` -> the other
-//!   type, optional. `required` is honoured. Alternatives under `oneOf`/`anyOf` at the root are
-//!   merged as optional arguments; `allOf` parts are merged as they are.
-//! - Shapes a pact argument cannot hold (objects, arrays of objects, `$ref`, several types) are
-//!   skipped with a note: calls passing them are refused until someone declares them by hand.
+//!   -> `long` with a note (non-integer values will be refused), `boolean` -> `bool`, a `type`
+//!   list with `null` -> the other type, optional. `required` is honoured. Alternatives under
+//!   `oneOf`/`anyOf` at the root are merged as optional arguments; `allOf` parts are merged as
+//!   they are.
+//! - A string with `format: uri` or `url` becomes a `url`. A string without `enum` whose name
+//!   says it is a file path (`path`, `source`, `destination`, `file`, `filename`, `directory`,
+//!   `dir`, or ending in `_path`/`Path`) becomes a `path`, with a note saying it was typed from
+//!   its name: the guard refuses relative paths and resolves `..`, which is what a pact meant to
+//!   keep a file-system tool inside a folder needs, and what a tool taking other text does not.
+//! - Arrays become sets (with a note: order and duplicates are not kept): of strings, integers,
+//!   paths or URLs -> `set<string>`, `set<long>`, `set<path>`, `set<url>`; of anything else ->
+//!   `{ type: set, items: ... }`. The items of an array named `paths` (or ending in
+//!   `_paths`/`Paths`) are paths. Objects with `properties` become `{ type: object, properties:
+//!   ... }`, their members imported by the same rules (members not in `required` optional).
+//!   Objects and arrays nest at most [`crate::ARG_DEPTH_MAX`] deep.
+//! - Shapes a pact argument cannot hold (objects without `properties`, such as maps, `$ref`,
+//!   several types, nesting past the limit) are skipped with a note: calls passing them are
+//!   refused until someone declares them by hand. A member skipped inside an object is noted
+//!   the same way, and `additionalProperties` (other than `false`) is noted as not imported.
 //! - Reversibility from `annotations`: `readOnlyHint: true` -> `reversible`; otherwise
 //!   `destructiveHint: false` -> `partial`, and `destructiveHint: true` or absent ->
 //!   `irreversible`, because MCP's default for `destructiveHint` is true. Annotations are hints
@@ -26,7 +39,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::check::ACTIONS_MAX;
+use crate::check::{ACTIONS_MAX, ARG_DEPTH_MAX};
 use crate::fmt::{comment_block, to_yaml, FmtError};
 use crate::syntax::{ActionDoc, ArgDoc, ArgFull, ArgTypeName, PactDoc, Reversibility, Tier};
 
@@ -274,7 +287,7 @@ fn import_tool(name: &str, tool: &Value, notes: &mut Vec<ImportNote>) -> ActionD
             );
             continue;
         }
-        match import_arg(property) {
+        match import_arg(arg_name, property, 0) {
             Ok((arg, arg_notes)) => {
                 for message in arg_notes {
                     note(notes, name, Some(arg_name), message);
@@ -374,7 +387,8 @@ fn add_properties(
     }
 }
 
-/// The short form (`name: string`) when nothing but the type is set.
+/// The short form (`name: string`) when nothing but the type is set (and it is not `object` or
+/// `set` with `items`, which need the full form).
 fn simplest(arg: ArgFull) -> ArgDoc {
     if arg.required
         && arg.allowed.is_none()
@@ -382,6 +396,8 @@ fn simplest(arg: ArgFull) -> ArgDoc {
         && arg.min.is_none()
         && arg.max.is_none()
         && arg.description.is_none()
+        && arg.properties.is_none()
+        && arg.items.is_none()
     {
         ArgDoc::Type(arg.arg_type)
     } else {
@@ -389,8 +405,29 @@ fn simplest(arg: ArgFull) -> ArgDoc {
     }
 }
 
-/// One property schema -> an argument and notes, or why it cannot be one.
-fn import_arg(property: &Value) -> Result<(ArgFull, Vec<String>), String> {
+/// Names of string properties that hold a file path: `path`, `source`, `destination`, `file`,
+/// `filename`, `directory`, `dir`, and any name ending in `_path` or `Path`.
+fn names_a_path(name: &str) -> bool {
+    matches!(
+        name,
+        "path" | "source" | "destination" | "file" | "filename" | "directory" | "dir"
+    ) || (name.len() > "_path".len() && (name.ends_with("_path") || name.ends_with("Path")))
+}
+
+/// Names of arrays whose items are file paths: `paths`, and names ending in `_paths` or
+/// `Paths`.
+fn names_paths(name: &str) -> bool {
+    name == "paths"
+        || (name.len() > "_paths".len() && (name.ends_with("_paths") || name.ends_with("Paths")))
+}
+
+/// One property schema (named `name`, inside `depth` objects and arrays) -> an argument and
+/// notes, or why it cannot be one.
+fn import_arg(
+    name: &str,
+    property: &Value,
+    depth: usize,
+) -> Result<(ArgFull, Vec<String>), String> {
     let Some(property) = property.as_object() else {
         return Err("its schema is not an object".to_string());
     };
@@ -434,6 +471,11 @@ fn import_arg(property: &Value) -> Result<(ArgFull, Vec<String>), String> {
             None => return Err("no `type`".to_string()),
         },
     };
+    if matches!(type_name, "array" | "object") && depth >= ARG_DEPTH_MAX {
+        return Err(format!(
+            "it nests objects and arrays more than {ARG_DEPTH_MAX} deep, the limit of a pact argument"
+        ));
+    }
     let mut arg = ArgFull {
         arg_type: ArgTypeName::String,
         required: true,
@@ -457,11 +499,17 @@ fn import_arg(property: &Value) -> Result<(ArgFull, Vec<String>), String> {
                 .get("maxLength")
                 .and_then(Value::as_u64)
                 .and_then(|n_chars| n_chars.checked_mul(4));
+            let format = property.get("format").and_then(Value::as_str);
             if let Some(values) = &enum_values {
                 match strings_only(values) {
                     Some(values) if !values.is_empty() => arg.allowed = Some(values),
                     _ => arg_notes.push("an `enum` with non-string values is not kept".to_string()),
                 }
+            } else if matches!(format, Some("uri" | "url")) {
+                arg.arg_type = ArgTypeName::Url;
+            } else if names_a_path(name) {
+                arg.arg_type = ArgTypeName::Path;
+                arg_notes.push(PATH_FROM_NAME.to_string());
             }
         }
         "integer" | "number" => {
@@ -481,30 +529,74 @@ fn import_arg(property: &Value) -> Result<(ArgFull, Vec<String>), String> {
         }
         "boolean" => arg.arg_type = ArgTypeName::Bool,
         "array" => {
-            let item_type = property
-                .get("items")
-                .and_then(|items| items.get("type"))
-                .and_then(Value::as_str);
-            arg.arg_type = match item_type {
-                Some("string") => ArgTypeName::SetString,
-                Some("integer") => ArgTypeName::SetLong,
-                Some("number") => {
-                    arg_notes.push(
-                        "an array of `number` mapped to `set<long>`: non-integer values will be refused"
-                            .to_string(),
-                    );
-                    ArgTypeName::SetLong
-                }
-                Some(other) => {
-                    return Err(format!(
-                        "arrays of `{other}` are not supported (only of strings or integers)"
-                    ))
-                }
-                None => return Err("an array without an `items` type is not supported".to_string()),
+            let Some(items) = property.get("items").filter(|items| items.is_object()) else {
+                return Err("an array without an `items` schema is not supported".to_string());
             };
+            // The items are named after the array for the path heuristic: `paths` holds paths.
+            let item_name = if names_paths(name) { "path" } else { "" };
+            let (item, item_notes) = import_arg(item_name, items, depth + 1)
+                .map_err(|reason| format!("its items cannot be imported: {reason}"))?;
+            for note in item_notes {
+                if note == PATH_FROM_NAME {
+                    arg_notes.push(PATHS_FROM_NAME.to_string());
+                } else {
+                    arg_notes.push(format!("items: {note}"));
+                }
+            }
+            set_of(&mut arg, item);
             arg_notes.push("an array becomes a set: order and duplicates are not kept".to_string());
         }
-        "object" => return Err("objects are not supported as arguments".to_string()),
+        "object" => {
+            let Some(declared) = property.get("properties").and_then(Value::as_object) else {
+                return Err(
+                    "an object without `properties` (a free-form object or a map) is not supported"
+                        .to_string(),
+                );
+            };
+            let required: Vec<&str> = property
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|names| names.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut members = BTreeMap::new();
+            for (member_name, member_schema) in declared {
+                let is_required = required.contains(&member_name.as_str());
+                if !is_identifier(member_name) {
+                    arg_notes.push(format!(
+                        "member `{member_name}` is not an identifier (letters, digits, `_`); skipped, so calls that pass it will be refused"
+                    ));
+                    continue;
+                }
+                match import_arg(member_name, member_schema, depth + 1) {
+                    Ok((mut member, member_notes)) => {
+                        arg_notes.extend(
+                            member_notes
+                                .into_iter()
+                                .map(|note| format!("member `{member_name}`: {note}")),
+                        );
+                        if !is_required {
+                            member.required = false;
+                        }
+                        members.insert(member_name.clone(), simplest(member));
+                    }
+                    Err(reason) => arg_notes.push(format!(
+                        "member `{member_name}`: {reason}; skipped, so calls that pass it will be refused{}",
+                        if is_required { " (it is required)" } else { "" }
+                    )),
+                }
+            }
+            if property
+                .get("additionalProperties")
+                .is_some_and(|additional| additional != &Value::Bool(false))
+            {
+                arg_notes.push(
+                    "`additionalProperties` is not imported: members not under `properties` will be refused"
+                        .to_string(),
+                );
+            }
+            arg.arg_type = ArgTypeName::Object;
+            arg.properties = Some(members);
+        }
         other => return Err(format!("type `{other}` is not supported")),
     }
     if nullable {
@@ -512,6 +604,37 @@ fn import_arg(property: &Value) -> Result<(ArgFull, Vec<String>), String> {
         arg_notes.push("accepts `null`: imported as optional".to_string());
     }
     Ok((arg, arg_notes))
+}
+
+/// The note on a string typed `path` from its name.
+const PATH_FROM_NAME: &str = "typed `path` from its name (relative paths refused, `..` resolved \
+     before rules see it); make it `string` if the tool takes other text";
+/// The note on an array whose items are typed `path` from its name.
+const PATHS_FROM_NAME: &str = "typed `set<path>` from its name (relative paths refused, `..` \
+     resolved before rules see it); make it `set<string>` if the tool takes other text";
+
+/// Makes `arg` a set of `item`: the short names (`set<string>`, `set<path>`, ...) when the item
+/// is a bare scalar, else `type: set` with `items`.
+fn set_of(arg: &mut ArgFull, item: ArgFull) {
+    let item = ArgFull {
+        required: true,
+        description: None,
+        ..item
+    };
+    let short = match simplest(item.clone()) {
+        ArgDoc::Type(ArgTypeName::String) => Some(ArgTypeName::SetString),
+        ArgDoc::Type(ArgTypeName::Long) => Some(ArgTypeName::SetLong),
+        ArgDoc::Type(ArgTypeName::Path) => Some(ArgTypeName::SetPath),
+        ArgDoc::Type(ArgTypeName::Url) => Some(ArgTypeName::SetUrl),
+        _ => None,
+    };
+    match short {
+        Some(set_type) => arg.arg_type = set_type,
+        None => {
+            arg.arg_type = ArgTypeName::Set;
+            arg.items = Some(Box::new(simplest(item)));
+        }
+    }
 }
 
 fn type_list(names: &[Value]) -> String {
@@ -631,7 +754,7 @@ mod tests {
         let messages: Vec<String> = imported.notes.iter().map(ToString::to_string).collect();
         assert!(
             messages.iter().any(|m| m.contains("`address`")
-                && m.contains("objects are not supported")
+                && m.contains("an object without `properties`")
                 && m.contains("required")),
             "{messages:?}"
         );
@@ -672,5 +795,170 @@ mod tests {
             import_tools(&json!({"tools": [{"title": "nameless"}]}), &options()),
             Err(McpImportError::NoTools)
         );
+    }
+
+    fn type_of(doc: &ArgDoc) -> ArgTypeName {
+        match doc {
+            ArgDoc::Full(full) => full.arg_type,
+            ArgDoc::Type(arg_type) => *arg_type,
+        }
+    }
+
+    fn full(doc: &ArgDoc) -> &ArgFull {
+        match doc {
+            ArgDoc::Full(full) => full,
+            ArgDoc::Type(arg_type) => panic!("expected the full form, got {arg_type:?}"),
+        }
+    }
+
+    #[test]
+    fn objects_and_arrays_of_objects_become_objects_and_sets() {
+        let tools = json!({"tools": [{
+            "name": "edit_file",
+            "annotations": {"readOnlyHint": false, "destructiveHint": true},
+            "inputSchema": {"type": "object", "properties": {
+                "edits": {"type": "array", "items": {"type": "object", "properties": {
+                    "oldText": {"type": "string"},
+                    "newText": {"type": "string"},
+                    "bad-key": {"type": "string"}
+                }, "required": ["oldText", "newText"], "additionalProperties": false}},
+                "options": {"type": "object", "properties": {
+                    "dryRun": {"type": "boolean"},
+                    "levels": {"type": "array", "items": {"type": "array", "items": {"type": "object", "properties": {
+                        "deepest": {"type": "array", "items": {"type": "object", "properties": {"x": {"type": "string"}}}}
+                    }}}}
+                }, "additionalProperties": true},
+                "flags": {"type": "array", "items": {"type": "boolean"}},
+                "headers": {"type": "object", "additionalProperties": {"type": "string"}}
+            }, "required": ["edits"]}
+        }]});
+        let imported = import_tools(&tools, &options()).unwrap();
+        let args = &imported.doc.actions["edit_file"].args;
+        let edits = full(&args["edits"]);
+        assert_eq!((edits.arg_type, edits.required), (ArgTypeName::Set, true));
+        let item = full(edits.items.as_deref().unwrap());
+        assert_eq!(item.arg_type, ArgTypeName::Object);
+        let members = item.properties.as_ref().unwrap();
+        assert_eq!(
+            members.keys().collect::<Vec<_>>(),
+            vec!["newText", "oldText"]
+        );
+        assert_eq!(members["oldText"], ArgDoc::Type(ArgTypeName::String));
+        let options_arg = full(&args["options"]);
+        assert_eq!(
+            (options_arg.arg_type, options_arg.required),
+            (ArgTypeName::Object, false)
+        );
+        let option_members = options_arg.properties.as_ref().unwrap();
+        assert_eq!(
+            option_members["dryRun"],
+            ArgDoc::Full(ArgFull {
+                arg_type: ArgTypeName::Bool,
+                required: false,
+                allowed: None,
+                max_bytes: None,
+                min: None,
+                max: None,
+                properties: None,
+                items: None,
+                description: None,
+            })
+        );
+        // options (1) > levels (2) > items (3) > object (4) > deepest: one level too many.
+        let levels = full(&option_members["levels"]);
+        let level_items = full(levels.items.as_deref().unwrap());
+        let level_objects = full(level_items.items.as_deref().unwrap());
+        assert!(level_objects.properties.as_ref().unwrap().is_empty());
+        assert_eq!(type_of(&args["flags"]), ArgTypeName::Set);
+        assert!(!args.contains_key("headers"));
+        let messages: Vec<String> = imported.notes.iter().map(ToString::to_string).collect();
+        let noted = |arg: &str, text: &str| {
+            messages
+                .iter()
+                .any(|m| m.contains(&format!("argument `{arg}`")) && m.contains(text))
+        };
+        assert!(
+            noted("edits", "member `bad-key` is not an identifier"),
+            "{messages:?}"
+        );
+        assert!(
+            noted("options", "`additionalProperties` is not imported"),
+            "{messages:?}"
+        );
+        assert!(!noted("edits", "`additionalProperties`"), "{messages:?}");
+        assert!(
+            noted("options", "member `levels`: items: items: member `deepest`: it nests objects and arrays more than 4 deep"),
+            "{messages:?}"
+        );
+        assert!(
+            noted("headers", "an object without `properties`"),
+            "{messages:?}"
+        );
+        let text = imported.to_yaml().unwrap();
+        let checked = crate::check(&text);
+        assert!(checked.pact.is_some(), "{text}\n{:?}", checked.diagnostics);
+    }
+
+    #[test]
+    fn paths_are_typed_from_names_and_urls_from_formats() {
+        let tools = json!({"tools": [{
+            "name": "copy",
+            "annotations": {"readOnlyHint": true},
+            "inputSchema": {"type": "object", "properties": {
+                "source": {"type": "string"},
+                "destination": {"type": "string", "maxLength": 100},
+                "config_path": {"type": "string"},
+                "outputPath": {"type": "string"},
+                "dir": {"type": ["string", "null"]},
+                "paths": {"type": "array", "items": {"type": "string"}},
+                "excludePatterns": {"type": "array", "items": {"type": "string"}},
+                "callback": {"type": "string", "format": "uri"},
+                "mirrors": {"type": "array", "items": {"type": "string", "format": "url"}},
+                "file": {"type": "string", "enum": ["a.txt", "b.txt"]},
+                "path_": {"type": "string"},
+                "Path": {"type": "string"},
+                "spec": {"type": "object", "properties": {"filename": {"type": "string"}}, "required": ["filename"]}
+            }, "required": ["source", "destination", "config_path", "outputPath", "paths", "callback", "mirrors", "file", "path_", "Path", "spec"]}
+        }]});
+        let imported = import_tools(&tools, &options()).unwrap();
+        let args = &imported.doc.actions["copy"].args;
+        for name in ["source", "config_path", "outputPath"] {
+            assert_eq!(args[name], ArgDoc::Type(ArgTypeName::Path), "{name}");
+        }
+        assert_eq!(full(&args["destination"]).arg_type, ArgTypeName::Path);
+        assert_eq!(full(&args["destination"]).max_bytes, Some(400));
+        assert_eq!(full(&args["dir"]).arg_type, ArgTypeName::Path);
+        assert_eq!(type_of(&args["paths"]), ArgTypeName::SetPath);
+        assert_eq!(type_of(&args["excludePatterns"]), ArgTypeName::SetString);
+        assert_eq!(args["callback"], ArgDoc::Type(ArgTypeName::Url));
+        assert_eq!(type_of(&args["mirrors"]), ArgTypeName::SetUrl);
+        // An enum stays a string; names that merely contain `path` stay strings.
+        assert_eq!(full(&args["file"]).arg_type, ArgTypeName::String);
+        assert_eq!(args["path_"], ArgDoc::Type(ArgTypeName::String));
+        assert_eq!(args["Path"], ArgDoc::Type(ArgTypeName::String));
+        let spec = full(&args["spec"]);
+        assert_eq!(
+            spec.properties.as_ref().unwrap()["filename"],
+            ArgDoc::Type(ArgTypeName::Path)
+        );
+        let messages: Vec<String> = imported.notes.iter().map(ToString::to_string).collect();
+        for name in ["source", "destination", "config_path", "outputPath", "dir"] {
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m.contains(&format!("argument `{name}`: typed `path` from its name"))),
+                "{name}: {messages:?}"
+            );
+        }
+        assert!(messages
+            .iter()
+            .any(|m| m.contains("argument `paths`: typed `set<path>` from its name")));
+        assert!(messages
+            .iter()
+            .any(|m| m.contains("argument `spec`: member `filename`: typed `path` from its name")));
+        assert!(!messages.iter().any(|m| m.contains("argument `callback`")));
+        let text = imported.to_yaml().unwrap();
+        let checked = crate::check(&text);
+        assert!(checked.pact.is_some(), "{text}\n{:?}", checked.diagnostics);
     }
 }

@@ -248,10 +248,14 @@ pub enum ArgTypeName {
     /// A boolean (Cedar `Bool`).
     #[serde(rename = "bool")]
     Bool,
-    /// An absolute file path (Cedar `String`). The guard refuses relative paths, NUL bytes and
-    /// `..` above `/`, and conditions see the path lexically normalised (`//` and `.` dropped,
-    /// `..` resolved, no trailing `/`), so `like "/srv/data/*"` cannot be escaped with `../`.
-    /// Symlinks are not resolved: the guard does no IO, so whoever runs the tool must.
+    /// An absolute file path (Cedar `String`). The guard refuses empty and relative paths and
+    /// NUL bytes, and conditions see the path lexically normalised (`//` and `.` dropped, `..`
+    /// resolved, `..` at the root staying at the root, no trailing `/`), so
+    /// `like "/srv/data/*"` cannot be escaped with `../`. Cedar's `*` also matches `/`, so that
+    /// pattern covers the whole tree under `/srv/data` but not the folder itself: write
+    /// `path == "/srv/data" || path like "/srv/data/*"` (and never `like "/srv/data*"`, which
+    /// matches `/srv/data-private`). Symlinks are not resolved: the guard does no IO, so
+    /// whoever runs the tool must.
     #[serde(rename = "path")]
     Path,
     /// A URL, parsed (unparsable ones are refused). Conditions see the record

@@ -535,3 +535,103 @@ fn mcp_examples_import_to_pacts_that_check() {
     }
     assert_eq!(n_imported, examples.len());
 }
+
+/// The filesystem MCP server's tools: file arguments become `path`s, `edits` a set of
+/// objects, and the import checks without a diagnostic.
+#[test]
+fn mcp_filesystem_server_imports_paths_and_objects() {
+    use pact::syntax::{ArgDoc, ArgTypeName, Reversibility};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/mcp-schema/handmade/filesystem-tools-list.json");
+    let value: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("readable")).expect("json");
+    let options = pact::mcp::ImportOptions {
+        pact_id: "filesystem".to_string(),
+        agent: "acme/docs-bot".to_string(),
+        tier: pact::syntax::Tier::Medium,
+    };
+    let imported = pact::mcp::import_tools(&value, &options).expect("imports");
+    let text = imported.to_yaml().expect("formats");
+    let checked = pact::check(&text);
+    assert!(
+        checked.pact.is_some() && checked.diagnostics.is_empty(),
+        "{text}\n{:?}",
+        checked.diagnostics
+    );
+    let pact = checked.pact.expect("checked");
+    assert_eq!(pact.actions().len(), 14);
+    let kind = |action: &str, arg: &str| {
+        pact.action(action)
+            .and_then(|action| action.arg(arg))
+            .map(|arg| arg.kind.clone())
+    };
+    for (action, arg) in [
+        ("read_file", "path"),
+        ("read_text_file", "path"),
+        ("read_media_file", "path"),
+        ("write_file", "path"),
+        ("edit_file", "path"),
+        ("create_directory", "path"),
+        ("list_directory", "path"),
+        ("list_directory_with_sizes", "path"),
+        ("directory_tree", "path"),
+        ("move_file", "source"),
+        ("move_file", "destination"),
+        ("search_files", "path"),
+        ("get_file_info", "path"),
+    ] {
+        assert_eq!(
+            kind(action, arg),
+            Some(pact::ArgKind::Path),
+            "{action}.{arg}"
+        );
+    }
+    let Some(pact::ArgKind::Set(item)) = kind("read_multiple_files", "paths") else {
+        panic!("paths is a set");
+    };
+    assert_eq!(item.kind, pact::ArgKind::Path);
+    assert_eq!(kind("search_files", "pattern"), Some(pact::ArgKind::String));
+    assert_eq!(kind("write_file", "content"), Some(pact::ArgKind::String));
+    let Some(pact::ArgKind::Set(edit)) = kind("edit_file", "edits") else {
+        panic!("edits is a set");
+    };
+    let pact::ArgKind::Object(members) = &edit.kind else {
+        panic!("an edit is an object");
+    };
+    assert_eq!(
+        members
+            .iter()
+            .map(|member| (member.name.as_str(), member.required))
+            .collect::<Vec<_>>(),
+        vec![("newText", true), ("oldText", true)]
+    );
+    let sort_by = pact
+        .action("list_directory_with_sizes")
+        .and_then(|action| action.arg("sortBy"))
+        .expect("sortBy");
+    assert_eq!(
+        (sort_by.required, sort_by.allowed.clone()),
+        (false, Some(vec!["name".to_string(), "size".to_string()]))
+    );
+    let doc = &imported.doc.actions;
+    assert_eq!(
+        doc["read_text_file"].reversibility,
+        Reversibility::Reversible
+    );
+    assert_eq!(doc["write_file"].reversibility, Reversibility::Irreversible);
+    assert_eq!(doc["move_file"].reversibility, Reversibility::Partial);
+    assert!(doc["list_allowed_directories"].args.is_empty());
+    assert!(matches!(
+        &doc["directory_tree"].args["excludePatterns"],
+        ArgDoc::Full(full) if full.arg_type == ArgTypeName::SetString && !full.required
+    ));
+    let messages: Vec<String> = imported.notes.iter().map(ToString::to_string).collect();
+    assert!(
+        messages.iter().any(|m| m
+            == "tool `move_file`, argument `destination`: typed `path` from its name (relative paths refused, `..` resolved before rules see it); make it `string` if the tool takes other text"),
+        "{messages:?}"
+    );
+    assert!(text.contains(
+        "- tool `read_multiple_files`, argument `paths`: typed `set<path>` from its name"
+    ));
+}
