@@ -9,7 +9,10 @@
 //! The order of checks, each failing closed:
 //! 1. halted agent -> `halted`; wrong agent -> `deny`;
 //! 2. action outside the catalog -> `deny`; restricted category -> `deny`;
-//! 3. arguments against the catalog's schema (undeclared, missing, wrong type, enum, bounds) -> `deny`;
+//! 3. arguments against the catalog's schema (undeclared, missing, wrong type, enum, bounds, a
+//!    relative path or a URL that does not parse) -> `deny`; paths are normalised and URLs
+//!    parsed before conditions see them ([`Verdict::normalized_args`] tells when that changed
+//!    a path);
 //! 4. canaries in any outbound argument, plain or encoded -> `deny`;
 //! 5. Cedar: any satisfied forbid -> `deny`; any evaluation error -> `deny`; no satisfied permit -> `deny`;
 //! 6. every satisfied permit's requirements: verified authority (else `deny`), approval,
@@ -36,6 +39,7 @@ use detect::{Detector, DetectorConfig};
 use pact::syntax::{Reversibility, Sensitivity};
 use pact::{Effect, Pact};
 
+pub use args::SET_ITEMS_MAX;
 pub use authority::VerifiedAuthority;
 pub use state::{Halt, State, Taint, SESSIONS_MAX, TOKEN_CACHE_MAX};
 
@@ -208,6 +212,10 @@ pub struct Verdict {
     pub action: String,
     pub session: String,
     pub at_ms: u64,
+    /// The arguments as conditions saw them (every argument sent, `path` ones normalised,
+    /// `url` ones as sent), only when normalising changed at least one path; `None` otherwise,
+    /// and whenever the arguments were refused or never checked.
+    pub normalized_args: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One pact version, ready for deciding.
@@ -300,7 +308,16 @@ pub fn decide(guard: &Guard, request: &Request, state: &mut State, now_ms: u64) 
     if content.injection {
         state.taint_session(&request.session, content.reason.clone(), now_ms);
     }
-    let mut outcome = decide_inner(guard, request, state, now_ms, &content, &mut counters);
+    let mut normalized_args = None;
+    let mut outcome = decide_inner(
+        guard,
+        request,
+        state,
+        now_ms,
+        &content,
+        &mut counters,
+        &mut normalized_args,
+    );
     outcome.findings.extend(content_findings);
     if outcome.decision == Decision::Allow {
         if let Some(action_idx) = guard.pact.action_idx(&request.action) {
@@ -319,6 +336,7 @@ pub fn decide(guard: &Guard, request: &Request, state: &mut State, now_ms: u64) 
         action: request.action.clone(),
         session: request.session.clone(),
         at_ms: now_ms,
+        normalized_args,
     }
 }
 
@@ -329,6 +347,7 @@ fn decide_inner(
     now_ms: u64,
     content: &ContentScan,
     counters_out: &mut BTreeMap<String, i64>,
+    normalized_out: &mut Option<serde_json::Map<String, serde_json::Value>>,
 ) -> Outcome {
     let pact = &guard.pact;
     if let Some(halt) = state.halt() {
@@ -387,12 +406,13 @@ fn decide_inner(
             format!("request is {request_bytes} bytes; the limit is {REQUEST_BYTES_MAX}"),
         );
     }
-    let typed_args = match args::check_args(action, &request.args) {
+    let mut typed_args = match args::check_args(action, &request.args) {
         Ok(typed) => typed,
         Err(message) => {
             return Outcome::deny(rule_ids::INVALID_ARGS, FindingKind::InvalidArgs, message)
         }
     };
+    *normalized_out = typed_args.normalized.take();
     if !guard.canaries.is_empty() {
         let mut findings = Vec::new();
         args::for_each_string(&request.args, &mut |arg_path, text| {

@@ -11,6 +11,9 @@ use guard::{
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
+#[path = "decide/arg_kinds.rs"]
+mod arg_kinds;
+
 const T0: u64 = 1_790_000_000_000; // 2026-09-21, unix ms
 const HOUR_MS: u64 = 3_600_000;
 
