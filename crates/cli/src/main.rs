@@ -5,6 +5,7 @@ mod client_cmd;
 mod config;
 mod decide_cmd;
 mod detect_cmd;
+mod gateway_cmd;
 mod incident_cmd;
 mod ledger_cmd;
 mod output;
@@ -51,6 +52,9 @@ enum Command {
     Verify(ledger_cmd::VerifyArgs),
     /// Run the trust service: the HTTP API over the evidence log.
     Serve(serve_cmd::ServeArgs),
+    /// The MCP gateway: the agent's MCP server, with every tool call decided by its pact
+    /// before it reaches the upstream MCP servers; `report`, `tools`, `accept` about one.
+    Gateway(gateway_cmd::GatewayArgs),
     /// Show the effective configuration (file < PACTUM_* environment < flags).
     #[command(subcommand)]
     Config(serve_cmd::ConfigCommand),
@@ -120,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(command) => ledger_cmd::run(command),
         Command::Verify(args) => ledger_cmd::verify_bundle(args),
         Command::Serve(args) => serve_cmd::run_serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Gateway(args) => gateway_cmd::run(args),
         Command::Client(command) => client_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Config(command) => serve_cmd::run_config(command).map(|()| ExitCode::SUCCESS),
         Command::Token(command) => serve_cmd::run_token(command).map(|()| ExitCode::SUCCESS),

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
@@ -88,8 +89,16 @@ pub struct FmtArgs {
 #[derive(Args, Debug)]
 pub struct ImportMcpArgs {
     /// A `tools/list` response (JSON-RPC, with `result.tools`) or its bare result object.
-    pub tools: PathBuf,
-    /// The pact id (default: the input file's name without extension).
+    #[arg(required_unless_present = "upstream", conflicts_with = "upstream")]
+    pub tools: Option<PathBuf>,
+    /// Ask a live MCP server instead of reading a file: `stdio:COMMAND ARGS...` or
+    /// `http:URL` (optionally `NAME=` first, as for `pactum gateway --upstream`).
+    #[arg(long, value_name = "SPEC")]
+    pub upstream: Option<String>,
+    /// How long the live server may take to start and list its tools.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub upstream_timeout: String,
+    /// The pact id (default: the input file's name without extension, or the upstream's name).
     #[arg(long)]
     pub pact_id: Option<String>,
     /// The agent id (default: the pact id).
@@ -382,38 +391,92 @@ fn pact_test(args: &crate::decide_cmd::PactTestArgs) -> anyhow::Result<u8> {
     Ok(if n_failed > 0 { EXIT_INVALID } else { 0 })
 }
 
+/// Starts (or reaches) one MCP server, lists its tools, and stops it.
+fn list_upstream_tools(
+    upstream: gateway::Upstream,
+    timeout_ms: u64,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let name = upstream.name.clone();
+        let connection =
+            gateway::upstream::Connection::new(upstream, Arc::new(tokio::sync::Notify::new()));
+        let connected = tokio::time::timeout(
+            std::time::Duration::from_millis(timeout_ms),
+            connection.connect(),
+        )
+        .await;
+        let tools = match connected {
+            Err(_) => Err(anyhow::anyhow!(
+                "upstream `{name}` did not start and list its tools within {timeout_ms} ms"
+            )),
+            Ok(Err(err)) => Err(anyhow::Error::from(err)),
+            Ok(Ok(())) => connection
+                .tools()
+                .await
+                .iter()
+                .map(|tool| serde_json::to_value(tool).context("a tool definition"))
+                .collect(),
+        };
+        connection.close().await;
+        tools
+    })
+}
+
 fn schema() -> anyhow::Result<u8> {
     print_line(serde_json::to_string_pretty(&pact::json_schema())?);
     Ok(0)
 }
 
 fn import_mcp(args: &ImportMcpArgs) -> anyhow::Result<u8> {
-    let input = args.tools.display().to_string();
-    let bytes = match read_limited(&args.tools, pact::mcp::TOOLS_BYTES_MAX)? {
-        Ok(bytes) => bytes,
-        Err(n_bytes) => bail!(
-            "`{input}` is {n_bytes} bytes; the limit is {} bytes",
-            pact::mcp::TOOLS_BYTES_MAX
-        ),
-    };
-    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(value) => value,
-        Err(err) => {
-            eprintln!(
-                "{input}:{}:{}: error[json]: {err}",
-                err.line(),
-                err.column()
-            );
-            return Ok(EXIT_INVALID);
+    let (input, value, default_id) = match (&args.tools, &args.upstream) {
+        (_, Some(spec)) => {
+            let upstream = gateway::Upstream::parse(spec)?;
+            let timeout_ms = pact::parse_duration_ms(&args.upstream_timeout).map_err(|err| {
+                anyhow::anyhow!("--upstream-timeout `{}`: {err}", args.upstream_timeout)
+            })?;
+            let name = upstream.name.clone();
+            let tools = list_upstream_tools(upstream, timeout_ms)?;
+            (
+                format!("upstream {name}"),
+                serde_json::json!({ "tools": tools }),
+                name,
+            )
         }
+        (Some(path), None) => {
+            let input = path.display().to_string();
+            let bytes = match read_limited(path, pact::mcp::TOOLS_BYTES_MAX)? {
+                Ok(bytes) => bytes,
+                Err(n_bytes) => bail!(
+                    "`{input}` is {n_bytes} bytes; the limit is {} bytes",
+                    pact::mcp::TOOLS_BYTES_MAX
+                ),
+            };
+            let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+                Ok(value) => value,
+                Err(err) => {
+                    eprintln!(
+                        "{input}:{}:{}: error[json]: {err}",
+                        err.line(),
+                        err.column()
+                    );
+                    return Ok(EXIT_INVALID);
+                }
+            };
+            let stem = path
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .filter(|stem| !stem.trim().is_empty())
+                .unwrap_or_else(|| "imported".to_string());
+            (input, value, stem)
+        }
+        (None, None) => bail!("give a tools/list file or --upstream SPEC"),
     };
-    let pact_id = args.pact_id.clone().unwrap_or_else(|| {
-        args.tools
-            .file_stem()
-            .map(|stem| stem.to_string_lossy().into_owned())
-            .filter(|stem| !stem.trim().is_empty())
-            .unwrap_or_else(|| "imported".to_string())
-    });
+    let pact_id = args.pact_id.clone().unwrap_or(default_id);
     let options = pact::mcp::ImportOptions {
         agent: args.agent.clone().unwrap_or_else(|| pact_id.clone()),
         pact_id,

@@ -196,6 +196,9 @@ struct Inner {
     registry: Mutex<Registry>,
     agents: RwLock<HashMap<String, Arc<AgentSlot>>>,
     tokens: RwLock<HashMap<String, CachedCaller>>,
+    /// Tokens that live only as long as this process (an embedded gateway's), by hash; never
+    /// stored in the registry.
+    process_tokens: RwLock<HashMap<String, Caller>>,
     /// Serialises registry changes that also append records (register, upload, activate).
     admin_lock: tokio::sync::Mutex<()>,
     ready: AtomicBool,
@@ -378,6 +381,7 @@ impl AppState {
                 registry: Mutex::new(registry),
                 agents: RwLock::new(agents),
                 tokens: RwLock::new(HashMap::new()),
+                process_tokens: RwLock::new(HashMap::new()),
                 admin_lock: tokio::sync::Mutex::new(()),
                 ready: AtomicBool::new(true),
                 events: tokio::sync::broadcast::channel(EVENTS_BUFFERED_MAX).0,
@@ -492,7 +496,7 @@ impl AppState {
         let app = self.clone();
         let owned_agent = agent.to_owned();
         let value = tokio::task::spawn_blocking(move || {
-            let records = app.agent_records(&owned_agent)?;
+            let records = crate::watch::enforced_records(app.agent_records(&owned_agent)?);
             Ok::<_, ApiError>(score_json(&score::compute(&records, &config, now), now))
         })
         .await
@@ -594,9 +598,41 @@ impl AppState {
         slot
     }
 
+    /// Mints a token that is valid only inside this process and only until it exits: for a
+    /// program that embeds the server and calls its router (`pactum gateway --data`). Nothing
+    /// is stored; records name it like any token (`name (tok_process_...)`).
+    pub fn issue_process_token(&self, role: Role, agent: Option<&str>, name: &str) -> String {
+        use rand::RngCore;
+        let mut secret = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        let token = format!("pactum_process_{}", hex::encode(secret));
+        let hash = token_hash(&token);
+        let caller = Caller {
+            token_id: format!("tok_process_{}", hash.get(..12).unwrap_or(&hash)),
+            name: name.to_string(),
+            role,
+            agent: agent.map(str::to_string),
+        };
+        self.inner
+            .process_tokens
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(hash, caller);
+        token
+    }
+
     /// The caller for a bearer token, `None` if unknown or revoked.
     pub fn authenticate(&self, token: &str) -> Result<Option<Caller>, ApiError> {
         let hash = token_hash(token);
+        if let Some(caller) = self
+            .inner
+            .process_tokens
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&hash)
+        {
+            return Ok(Some(caller.clone()));
+        }
         {
             let tokens = self
                 .inner
