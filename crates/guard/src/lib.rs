@@ -25,6 +25,7 @@
 mod args;
 mod authority;
 pub mod fixture;
+mod result;
 mod state;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,7 @@ use pact::{Effect, Pact};
 
 pub use args::SET_ITEMS_MAX;
 pub use authority::VerifiedAuthority;
+pub use result::{record_forwarded, scan_result, ResultScan};
 pub use state::{Halt, State, Taint, SESSIONS_MAX, TOKEN_CACHE_MAX};
 
 /// Rule ids the guard itself names in verdicts (pact rule ids may not start with `pactum:`).
