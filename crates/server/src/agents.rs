@@ -27,13 +27,15 @@ pub const LABEL_BYTES_MAX: usize = 256;
 /// The tiers an agent may have.
 pub const TIERS: [&str; 4] = ["low", "medium", "high", "critical"];
 /// Path words that cannot be agent id segments (they name sub-resources).
-const RESERVED_SEGMENTS: [&str; 6] = [
+const RESERVED_SEGMENTS: [&str; 8] = [
     "pacts",
     "activate",
     "halt",
     "resume",
     "restrict",
     "unrestrict",
+    "tools",
+    "shadow",
 ];
 
 /// Roles that may read agents and pacts (agent tokens: only their own).
@@ -241,6 +243,9 @@ enum Sub<'a> {
     Activate(&'a str),
     Control(&'static str),
     Signals,
+    Tools,
+    AcceptTool(&'a str),
+    Shadow,
 }
 
 fn split_agent_path(path: &str) -> (&str, Sub<'_>) {
@@ -268,6 +273,15 @@ fn split_agent_path(path: &str) -> (&str, Sub<'_>) {
         if tail(1) == Some("signals") {
             return (head(1), Sub::Signals);
         }
+        if tail(1) == Some("tools") {
+            return (head(1), Sub::Tools);
+        }
+        if tail(1) == Some("shadow") {
+            return (head(1), Sub::Shadow);
+        }
+    }
+    if n_segments >= 4 && tail(1) == Some("accept") && tail(3) == Some("tools") {
+        return (head(3), Sub::AcceptTool(tail(2).unwrap_or_default()));
     }
     if n_segments >= 4 && tail(1) == Some("activate") && tail(3) == Some("pacts") {
         return (head(3), Sub::Activate(tail(2).unwrap_or_default()));
@@ -324,6 +338,17 @@ pub(crate) async fn agent_path(
             caller.require(CONTROL_ROLES)?;
             let body = crate::watch::handle(&app, &id, true).await?;
             Ok(json_response(StatusCode::OK, body))
+        }
+        (Sub::Tools, Method::GET) => crate::tools::list(&app, &caller, &id),
+        (Sub::Tools, Method::POST) => crate::tools::pin(&app, &caller, &id, request).await,
+        (Sub::AcceptTool(name), Method::POST) => {
+            caller.require(CONTROL_ROLES)?;
+            let body = parse_json(&read_body(request, &app).await?)?;
+            crate::tools::accept(&app, &caller, &id, name, body).await
+        }
+        (Sub::Shadow, Method::GET) => {
+            let query = request.uri().query().map(str::to_string);
+            crate::shadow::shadow(&app, &caller, &id, query.as_deref()).await
         }
         _ => Err(method_not_allowed(&method)),
     }
@@ -747,6 +772,13 @@ mod tests {
             ("bot/pacts", "bot", "pacts"),
             ("acme/bot/pacts/3", "acme/bot", "pact 3"),
             ("acme/bot/pacts/3/activate", "acme/bot", "activate 3"),
+            ("acme/bot/tools", "acme/bot", "tools"),
+            (
+                "acme/bot/tools/read_file/accept",
+                "acme/bot",
+                "accept read_file",
+            ),
+            ("acme/bot/shadow", "acme/bot", "shadow"),
         ];
         for (path, want_id, want_sub) in cases {
             let (id, sub) = split_agent_path(path);
@@ -757,6 +789,9 @@ mod tests {
                 Sub::Activate(version) => format!("activate {version}"),
                 Sub::Control(kind) => kind.to_string(),
                 Sub::Signals => "signals".to_string(),
+                Sub::Tools => "tools".to_string(),
+                Sub::AcceptTool(name) => format!("accept {name}"),
+                Sub::Shadow => "shadow".to_string(),
             };
             assert_eq!((id, sub.as_str()), (want_id, want_sub), "{path}");
         }

@@ -86,6 +86,32 @@ pub(crate) async fn list(
     ))
 }
 
+/// `GET /v1/approvals/{verdict}`: one approval's state (`pending`, `approved` or `rejected`;
+/// approvals do not expire), for whoever may list the agent's approvals: a gateway holding a
+/// reviewed call polls it with the agent's token.
+pub(crate) async fn show(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(verdict): Path<String>,
+) -> Result<Response, ApiError> {
+    let verdict_idx: u64 = verdict.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid-index",
+            format!("`{verdict}` is not a record index"),
+        )
+    })?;
+    let row = app.registry().approval(verdict_idx)?;
+    let Some(row) = row else {
+        caller.require(&Role::ALL)?;
+        return Err(ApiError::not_found(
+            "unknown-approval",
+            format!("record {verdict_idx} is not a call waiting for review"),
+        ));
+    };
+    caller.require_for_agent(&Role::ALL, &row.agent)?;
+    Ok(json_response(StatusCode::OK, approval_json(&row)))
+}
+
 /// `POST /v1/approvals/{verdict}/approve` and `/reject`.
 pub(crate) async fn settle(
     State(app): State<AppState>,

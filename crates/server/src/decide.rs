@@ -22,7 +22,36 @@ use crate::wire::{verdict_json, RequestWire};
 /// Roles that may ask for decisions and report outcomes (agent tokens: for their own agent).
 pub const DECIDE_ROLES: &[Role] = &[Role::Admin, Role::Agent];
 /// The outcome statuses an agent runtime may report.
-pub const OUTCOME_STATUSES: [&str; 3] = ["succeeded", "failed", "cancelled"];
+pub const OUTCOME_STATUSES: [&str; 4] = ["succeeded", "failed", "cancelled", "timed_out"];
+
+/// Whether a verdict is acted on. `observe` decides and records exactly as `enforce` does,
+/// but the caller forwards the call whatever the verdict (a gateway trying a pact out): the
+/// record says `"enforced": false`, no approval waits for a `review`, no immediate signal is
+/// answered, the denial counts and signals leave it out, and the call feeds the counters as a
+/// forwarded call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The verdict is acted on (the default).
+    Enforce,
+    /// The verdict is recorded, not acted on.
+    Observe,
+}
+
+impl Mode {
+    /// Parses the wire's `mode`.
+    pub fn parse(text: &str) -> Option<Mode> {
+        match text {
+            "enforce" => Some(Mode::Enforce),
+            "observe" => Some(Mode::Observe),
+            _ => None,
+        }
+    }
+
+    /// Whether verdicts in this mode are acted on.
+    pub fn is_enforced(self) -> bool {
+        self == Mode::Enforce
+    }
+}
 
 /// One request, checked and ready for the guard.
 struct Prepared {
@@ -31,6 +60,43 @@ struct Prepared {
     request: guard::Request,
     /// What the record keeps of the request: args in full, secrets and content as digests.
     request_member: Value,
+    mode: Mode,
+}
+
+/// Takes the members `POST /v1/decide` adds to the shared request form (`mode`, `raw_args`)
+/// out of `value`, so the rest parses as a [`RequestWire`] (which the CLI's offline `decide`
+/// shares).
+fn take_decide_members(value: &Value) -> Result<(Value, Mode, Option<Value>), ApiError> {
+    let mut value = value.clone();
+    let Some(object) = value.as_object_mut() else {
+        return Ok((value, Mode::Enforce, None));
+    };
+    let mode = match object.remove("mode") {
+        None => Mode::Enforce,
+        Some(Value::String(text)) => Mode::parse(&text).ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid-mode",
+                format!("mode `{text}` is neither enforce nor observe"),
+            )
+        })?,
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid-mode",
+                "`mode` must be the string enforce or observe",
+            ))
+        }
+    };
+    let raw_args = match object.remove("raw_args") {
+        None | Some(Value::Null) => None,
+        Some(raw @ Value::Object(_)) => Some(raw),
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid-field",
+                "`raw_args` must be an object: the arguments as the agent sent them",
+            ))
+        }
+    };
+    Ok((value, mode, raw_args))
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -47,7 +113,8 @@ fn source_name(source: ContentSource) -> &'static str {
 }
 
 fn prepare(app: &AppState, caller: &Caller, value: &Value) -> Result<Prepared, ApiError> {
-    let wire = RequestWire::from_value(value)
+    let (value, mode, raw_args) = take_decide_members(value)?;
+    let wire = RequestWire::from_value(&value)
         .map_err(|err| ApiError::unprocessable("invalid-request", err.to_string()))?;
     let agent = match (&wire.agent, &caller.agent) {
         (Some(agent), _) | (None, Some(agent)) => agent.clone(),
@@ -71,7 +138,7 @@ fn prepare(app: &AppState, caller: &Caller, value: &Value) -> Result<Prepared, A
             json!({ "source": source_name(item.source), "sha256": sha256_hex(&item.text), "bytes": item.text.len() })
         })
         .collect();
-    let request_member = json!({
+    let mut request_member = json!({
         "action": request.action,
         "args": Value::Object(request.args.clone()),
         "session": request.session,
@@ -81,6 +148,10 @@ fn prepare(app: &AppState, caller: &Caller, value: &Value) -> Result<Prepared, A
         },
         "content": content,
     });
+    // Recorded, never decided: what the agent sent before the gateway resolved it.
+    if let Some(raw_args) = raw_args {
+        request_member["raw_args"] = raw_args;
+    }
     let canonical = ledger::jcs::canonicalize(&request_member).map_err(|err| {
         ApiError::unprocessable(
             "unrecordable",
@@ -103,6 +174,7 @@ fn prepare(app: &AppState, caller: &Caller, value: &Value) -> Result<Prepared, A
         slot,
         request,
         request_member,
+        mode,
     })
 }
 
@@ -112,6 +184,7 @@ struct Decided {
     /// Taken out when the record is appended.
     record: Option<ledger::Record>,
     approval: Option<ApprovalRow>,
+    mode: Mode,
 }
 
 /// Decides under the agent's lock; returns the verdict's wire form and its record.
@@ -129,13 +202,22 @@ fn decide_prepared(app: &AppState, prepared: Prepared, now: u64) -> Result<Decid
         };
         let verdict = guard::decide(&guard, &prepared.request, &mut runtime.state, now);
         runtime.n_decisions += 1;
-        if matches!(verdict.decision, Decision::Deny | Decision::Halted) {
+        let enforced = prepared.mode.is_enforced();
+        if enforced && matches!(verdict.decision, Decision::Deny | Decision::Halted) {
             runtime.n_denials += 1;
+        }
+        if !enforced && verdict.decision != Decision::Allow {
+            // The guard counted an allowed call already; an observed call is forwarded
+            // whatever its verdict, so it feeds the counters too.
+            guard::record_forwarded(&guard, &prepared.request, &mut runtime.state, now);
         }
         (verdict, runtime.pact_record_idx)
     };
-    app.metrics().count_decision(verdict.decision);
-    let approval = (verdict.decision == Decision::Review).then(|| ApprovalRow {
+    let enforced = prepared.mode.is_enforced();
+    if enforced {
+        app.metrics().count_decision(verdict.decision);
+    }
+    let approval = (enforced && verdict.decision == Decision::Review).then(|| ApprovalRow {
         verdict_idx: 0,
         agent: prepared.agent.clone(),
         action: verdict.action.clone(),
@@ -147,22 +229,44 @@ fn decide_prepared(app: &AppState, prepared: Prepared, now: u64) -> Result<Decid
         decided_ms: None,
         record_idx: None,
     });
-    let verdict_value = verdict_json(&verdict);
-    let record = make_record(
-        "verdict",
-        &prepared.agent,
-        now,
-        json!({
-            "request": prepared.request_member,
-            "verdict": verdict_value,
-            "refs": [{ "rel": "pact", "index": pact_record_idx }],
-        }),
-    )
-    .map_err(ApiError::internal)?;
+    let mut verdict_value = verdict_json(&verdict);
+    let mut request_member = prepared.request_member;
+    if let Some(normalized) = verdict.normalized_args {
+        request_member["args_normalized"] = Value::Object(normalized);
+    }
+    let mut members = json!({
+        "request": request_member,
+        "verdict": verdict_value,
+        "refs": [{ "rel": "pact", "index": pact_record_idx }],
+    });
+    // Enforced verdicts are recorded as they always were; only observed ones say so.
+    if !enforced {
+        members["enforced"] = json!(false);
+    }
+    let record = match make_record("verdict", &prepared.agent, now, members.clone()) {
+        Ok(record) => record,
+        // The request was sized before deciding; normalised paths can make the record too
+        // large for the log, and then their digest stands in for them.
+        Err(_) if !members["request"]["args_normalized"].is_null() => {
+            let normalized = members["request"]["args_normalized"].take();
+            let canonical = ledger::jcs::canonicalize(&normalized).map_err(ApiError::internal)?;
+            members["request"]["args_normalized_sha256"] = json!(format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(&canonical))
+            ));
+            if let Some(request) = members["request"].as_object_mut() {
+                request.remove("args_normalized");
+            }
+            make_record("verdict", &prepared.agent, now, members).map_err(ApiError::internal)?
+        }
+        Err(err) => return Err(ApiError::internal(err)),
+    };
+    verdict_value["enforced"] = json!(enforced);
     Ok(Decided {
         verdict: verdict_value,
         record: Some(record),
         approval,
+        mode: prepared.mode,
     })
 }
 
@@ -193,7 +297,9 @@ pub(crate) async fn decide(
         .ok_or_else(|| ApiError::internal("a decision without its record"))?;
     let record_idx = app.append_one(record).await?;
     after_recorded(&app, &mut decided, record_idx)?;
-    crate::watch::after_verdict(&app, &agent, record_idx, decided_ms, &decided.verdict).await?;
+    if decided.mode.is_enforced() {
+        crate::watch::after_verdict(&app, &agent, record_idx, decided_ms, &decided.verdict).await?;
+    }
     observe_latency(&app, started);
     Ok(json_response(StatusCode::OK, decided.verdict))
 }
@@ -272,7 +378,9 @@ pub(crate) async fn decide_batch(
     let mut verdicts = Vec::with_capacity(decided.len());
     for ((mut item, record_idx), agent) in decided.into_iter().zip(indexes).zip(agents) {
         after_recorded(&app, &mut item, record_idx)?;
-        crate::watch::after_verdict(&app, &agent, record_idx, now, &item.verdict).await?;
+        if item.mode.is_enforced() {
+            crate::watch::after_verdict(&app, &agent, record_idx, now, &item.verdict).await?;
+        }
         verdicts.push(item.verdict);
     }
     observe_latency(&app, started);
@@ -290,9 +398,14 @@ pub(crate) struct OutcomeBody {
     status: String,
     #[serde(default)]
     detail: Option<String>,
+    /// What the call returned: scanned as tool content against the verdict's session.
+    #[serde(default)]
+    result: Option<crate::scan::ReturnedWire>,
 }
 
 /// `POST /v1/outcomes`: what happened after a decided call; references its verdict record.
+/// One outcome per verdict: a second is refused with 409 `outcome-exists`. A `result` is
+/// scanned (see [`crate::scan`]) and the record keeps its size, digest and findings.
 pub(crate) async fn outcome(
     State(app): State<AppState>,
     caller: Caller,
@@ -303,7 +416,7 @@ pub(crate) async fn outcome(
         return Err(ApiError::unprocessable(
             "invalid-status",
             format!(
-                "status `{}` is not one of succeeded, failed, cancelled",
+                "status `{}` is not one of succeeded, failed, cancelled, timed_out",
                 body.status
             ),
         ));
@@ -318,6 +431,9 @@ pub(crate) async fn outcome(
             "invalid-field",
             format!("`detail` is over {limit} bytes"),
         ));
+    }
+    if let Some(result) = &body.result {
+        result.check("result.")?;
     }
     let bytes = app.log().get(body.verdict).map_err(|err| match err {
         store::StoreError::NotFound { .. } => ApiError::not_found(
@@ -340,22 +456,95 @@ pub(crate) async fn outcome(
     }
     let agent = verdict_record.agent().to_string();
     caller.require_for_agent(DECIDE_ROLES, &agent)?;
+    let verdict_value: Value = serde_json::from_slice(&bytes).map_err(ApiError::internal)?;
+    let mode = if verdict_value["enforced"] == json!(false) {
+        Mode::Observe
+    } else {
+        Mode::Enforce
+    };
+    // Claimed before anything is recorded, so two reports of one call cannot both pass; a
+    // claim whose record could not be appended is released.
+    if !app.registry().claim_outcome(body.verdict)? {
+        return Err(ApiError::conflict(
+            "outcome-exists",
+            format!("verdict {} already has an outcome", body.verdict),
+        ));
+    }
+    let recorded = record_outcome(&app, &agent, &verdict_value, body, mode).await;
+    match recorded {
+        Ok((verdict_idx, record_idx, answer)) => {
+            app.registry().confirm_outcome(verdict_idx, record_idx)?;
+            Ok(json_response(StatusCode::CREATED, answer))
+        }
+        Err((verdict_idx, err)) => {
+            app.registry().release_outcome(verdict_idx)?;
+            Err(err)
+        }
+    }
+}
+
+/// Scans the result (if any), appends the `outcome` and answers a canary. Returns the verdict
+/// and record indexes and the answer; on error, the verdict index to release.
+async fn record_outcome(
+    app: &AppState,
+    agent: &str,
+    verdict_record: &Value,
+    body: OutcomeBody,
+    mode: Mode,
+) -> Result<(u64, u64, Value), (u64, ApiError)> {
+    let verdict_idx = body.verdict;
+    let failed = |err: ApiError| (verdict_idx, err);
+    let session = verdict_record["request"]["session"]
+        .as_str()
+        .or_else(|| verdict_record["verdict"]["session"].as_str())
+        .unwrap_or("default")
+        .to_string();
+    let action = verdict_record["verdict"]["action"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut members = json!({
+        "status": body.status,
+        "detail": body.detail,
+        "refs": [{ "rel": "verdict", "index": verdict_idx }],
+    });
+    let mut scanned = None;
+    if let Some(mut result) = body.result {
+        let slot = app.agent(agent).map_err(failed)?;
+        let text_bytes = result.text.len();
+        let text = std::mem::take(&mut result.text);
+        let found = crate::scan::scan_text(app, &slot, agent, Some(&session), text)
+            .await
+            .map_err(failed)?;
+        members["result"] = found.record_members(&result, text_bytes);
+        scanned = Some(found);
+    }
     let now = app.now_ms();
-    let record = make_record(
-        "outcome",
-        &agent,
-        now,
-        json!({
-            "status": body.status,
-            "detail": body.detail,
-            "refs": [{ "rel": "verdict", "index": body.verdict }],
-        }),
-    )?;
-    let record_idx = app.append_one(record).await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        json!({ "agent": agent, "verdict": body.verdict, "status": body.status, "record": record_idx }),
-    ))
+    let record = make_record("outcome", agent, now, members).map_err(failed)?;
+    let record_idx = app.append_one(record).await.map_err(failed)?;
+    let mut answer = json!({
+        "agent": agent,
+        "verdict": verdict_idx,
+        "status": body.status,
+        "record": record_idx,
+        "findings": [],
+        "n_findings": 0,
+        "injection": false,
+        "canary": false,
+    });
+    if let Some(scanned) = &scanned {
+        answer["findings"] = json!(scanned.findings);
+        answer["n_findings"] = json!(scanned.n_findings);
+        answer["injection"] = json!(scanned.injection);
+        answer["canary"] = json!(scanned.canary);
+        // The outcome is durable: a failure answering the canary must not release the claim.
+        if let Err(err) =
+            crate::scan::answer_canary(app, agent, record_idx, now, &action, scanned, mode).await
+        {
+            eprintln!("pactum serve: answering the canary in outcome {record_idx}: {err}");
+        }
+    }
+    Ok((verdict_idx, record_idx, answer))
 }
 
 /// Longest metric name.

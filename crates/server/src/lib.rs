@@ -12,17 +12,20 @@
 //! | route | roles |
 //! |---|---|
 //! | `GET /healthz`, `GET /readyz`, `GET /v1/oracle/{agent}`, `GET /v1/openapi.json` | public |
-//! | `POST /v1/agents`, `PATCH /v1/agents/{id}`, `POST /v1/agents/{id}/pacts`, `POST /v1/agents/{id}/pacts/{version}/activate`, `/v1/tokens` | admin |
+//! | `POST /v1/agents`, `PATCH /v1/agents/{id}`, `POST /v1/agents/{id}/pacts`, `POST /v1/agents/{id}/pacts/{version}/activate`, `/v1/tokens`, `DELETE /v1/tokens/{id}` | admin |
 //! | `GET /v1/agents` | admin, operator, auditor |
 //! | `GET /v1/agents/{id}`, `GET /v1/agents/{id}/pacts`, `GET /v1/agents/{id}/pacts/{version-or-digest}` | admin, operator, auditor, agent (itself) |
 //! | `POST /v1/agents/{id}/halt|resume|restrict|unrestrict`, `POST /v1/agents/{id}/signals` | admin, operator |
 //! | `GET /v1/agents/{id}/signals` | admin, operator, auditor, agent (itself) |
-//! | `POST /v1/decide`, `POST /v1/decide/batch`, `POST /v1/outcomes` | admin, agent (itself) |
+//! | `POST /v1/decide`, `POST /v1/decide/batch`, `POST /v1/outcomes`, `POST /v1/scans` | admin, agent (itself) |
+//! | `POST /v1/agents/{id}/tools` | admin, agent (itself) |
+//! | `GET /v1/agents/{id}/tools`, `GET /v1/agents/{id}/shadow?since=` | admin, operator, auditor, agent (itself) |
+//! | `POST /v1/agents/{id}/tools/{name}/accept` | admin, operator |
 //! | `POST /v1/observations` | admin, operator, agent (itself) |
-//! | `GET /v1/log/checkpoint` | every role |
+//! | `GET /v1/log/checkpoint`, `GET /v1/tokens/self` | every role |
 //! | `GET /v1/log/records/{idx}`, `.../proof`, `GET /v1/log/consistency` | admin, operator, auditor |
 //! | `POST /v1/log/bundle` | admin, auditor |
-//! | `GET /v1/approvals` | admin, operator, auditor, agent (itself) |
+//! | `GET /v1/approvals`, `GET /v1/approvals/{verdict}` | admin, operator, auditor, agent (itself) |
 //! | `POST /v1/approvals/{verdict}/approve|reject` | admin, operator |
 //! | `GET /v1/events?agent=&kind=` | admin, operator, auditor; any role for its own agent |
 //! | `GET /metrics` | admin, operator, auditor |
@@ -50,7 +53,10 @@ pub mod observe;
 pub mod problem;
 pub mod registry;
 pub mod respond;
+pub mod scan;
+pub mod shadow;
 pub mod tokens;
+pub mod tools;
 pub mod trials;
 pub mod watch;
 pub mod wire;
@@ -77,7 +83,14 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agents/{*path}", any(agents::agent_path))
         .route("/v1/decide", post(decide::decide))
         .route("/v1/decide/batch", post(decide::decide_batch))
-        .route("/v1/outcomes", post(decide::outcome))
+        .route(
+            "/v1/outcomes",
+            post(decide::outcome).layer(DefaultBodyLimit::max(scan::SCAN_BODY_BYTES_MAX)),
+        )
+        .route(
+            "/v1/scans",
+            post(scan::scan).layer(DefaultBodyLimit::max(scan::SCAN_BODY_BYTES_MAX)),
+        )
         .route("/v1/observations", post(decide::observation))
         .route("/v1/log/checkpoint", get(evidence::checkpoint))
         .route("/v1/log/records/{idx}", get(evidence::record))
@@ -86,8 +99,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/log/bundle", post(evidence::bundle))
         .route("/v1/oracle/{*agent}", get(evidence::oracle))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/v1/tokens/self", get(tokens::whoami))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{verdict}", get(approvals::show))
         .route("/v1/approvals/{verdict}/{action}", post(approvals::settle))
         .route("/v1/events", get(observe::events))
         .route("/metrics", get(observe::metrics))

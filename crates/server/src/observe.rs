@@ -32,7 +32,9 @@ pub const APPEND_BUCKETS_RECORDS: [u64; 6] = [1, 4, 16, 64, 256, 4096];
 /// Upper bounds of the notification latency histogram, in milliseconds.
 pub const NOTIFY_BUCKETS_MS: [u64; 8] = [10, 50, 100, 250, 1_000, 5_000, 30_000, 120_000];
 /// Event kinds a subscriber may filter on.
-pub const EVENT_KINDS: [&str; 6] = ["verdict", "halt", "approval", "pact", "agent", "trial"];
+pub const EVENT_KINDS: [&str; 7] = [
+    "verdict", "halt", "approval", "pact", "agent", "trial", "tool",
+];
 
 /// One durable record, as an event.
 #[derive(Debug, Clone)]
@@ -55,6 +57,7 @@ pub fn event_kind(record_kind: &str) -> Option<&'static str> {
         "pact" | "pact_activated" => Some("pact"),
         "agent_registered" | "agent_updated" => Some("agent"),
         "trial_start" | "trial" | "suite" => Some("trial"),
+        "tool_pinned" | "tool_flagged" | "tool_changed" | "tool_accepted" => Some("tool"),
         _ => None,
     }
 }
@@ -352,7 +355,7 @@ pub(crate) async fn events(
                 let kind = EVENT_KINDS.iter().find(|kind| **kind == name).ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid-event-kind",
-                        format!("event kind `{name}` is not one of verdict, halt, approval, pact, agent, trial"),
+                        format!("event kind `{name}` is not one of verdict, halt, approval, pact, agent, trial, tool"),
                     )
                 })?;
                 kinds.push(*kind);

@@ -166,6 +166,18 @@ impl Registry {
                 uploaded_ms INTEGER NOT NULL, record_idx INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS trial_targets (
                 agent TEXT PRIMARY KEY, target TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS outcomes (
+                verdict_idx INTEGER PRIMARY KEY, record_idx INTEGER);
+             CREATE TABLE IF NOT EXISTS tool_pins (
+                agent TEXT NOT NULL, upstream TEXT NOT NULL, name TEXT NOT NULL,
+                digest TEXT NOT NULL, definition TEXT NOT NULL, status TEXT NOT NULL,
+                pending_digest TEXT, first_seen_ms INTEGER NOT NULL, record_idx INTEGER NOT NULL,
+                PRIMARY KEY (agent, upstream, name));
+             CREATE TABLE IF NOT EXISTS tool_versions (
+                agent TEXT NOT NULL, upstream TEXT NOT NULL, name TEXT NOT NULL,
+                digest TEXT NOT NULL, definition TEXT NOT NULL, findings TEXT NOT NULL,
+                first_seen_ms INTEGER NOT NULL, record_idx INTEGER NOT NULL,
+                PRIMARY KEY (agent, upstream, name, digest));
              CREATE TABLE IF NOT EXISTS trials (
                 start_idx INTEGER PRIMARY KEY, agent TEXT NOT NULL, suite_id TEXT NOT NULL,
                 suite_digest TEXT NOT NULL, obligation TEXT, scheduled INTEGER NOT NULL,
@@ -728,6 +740,213 @@ impl Registry {
             "UPDATE trials SET status = 'abandoned' WHERE status = 'running'",
             [],
         )?)
+    }
+}
+
+/// Most definitions kept per tool besides the pinned one (older unaccepted ones are dropped).
+pub const TOOL_VERSIONS_MAX: usize = 100;
+
+/// A tool definition pinned for an agent: what the gateway may offer without asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolPinRow {
+    /// The agent.
+    pub agent: String,
+    /// The upstream MCP server's name.
+    pub upstream: String,
+    /// The tool's name.
+    pub name: String,
+    /// `sha256:<hex>` of the pinned definition's canonical `{name, description, inputSchema}`.
+    pub digest: String,
+    /// The pinned definition (the MCP Tool), JSON text.
+    pub definition: String,
+    /// `pinned`, `flagged` (its description carries an injection) or `changed` (a different
+    /// definition was seen and waits to be accepted).
+    pub status: String,
+    /// The newest different digest seen, while `changed`.
+    pub pending_digest: Option<String>,
+    /// When it was first seen, unix ms.
+    pub first_seen_ms: u64,
+    /// Index of the record that last set the pin (`tool_pinned`, `tool_flagged`,
+    /// `tool_changed`, `tool_accepted`).
+    pub record_idx: u64,
+}
+
+/// One definition seen for a tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolVersionRow {
+    /// Its digest.
+    pub digest: String,
+    /// The definition, JSON text.
+    pub definition: String,
+    /// What scanning its description found, JSON text (an array).
+    pub findings: String,
+    /// When first seen, unix ms.
+    pub first_seen_ms: u64,
+    /// The record that first named it.
+    pub record_idx: u64,
+}
+
+const TOOL_PIN_COLUMNS: &str =
+    "agent, upstream, name, digest, definition, status, pending_digest, first_seen_ms, record_idx";
+
+fn tool_pin_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ToolPinRow> {
+    Ok(ToolPinRow {
+        agent: row.get(0)?,
+        upstream: row.get(1)?,
+        name: row.get(2)?,
+        digest: row.get(3)?,
+        definition: row.get(4)?,
+        status: row.get(5)?,
+        pending_digest: row.get(6)?,
+        first_seen_ms: to_u64(row.get(7)?),
+        record_idx: to_u64(row.get(8)?),
+    })
+}
+
+impl Registry {
+    /// Claims the one outcome a verdict may have; `false` if it has one (or one is being
+    /// recorded).
+    pub fn claim_outcome(&self, verdict_idx: u64) -> Result<bool, RegistryError> {
+        let n_rows = self.conn.execute(
+            "INSERT OR IGNORE INTO outcomes (verdict_idx, record_idx) VALUES (?1, NULL)",
+            params![to_i64(verdict_idx)],
+        )?;
+        Ok(n_rows == 1)
+    }
+
+    /// Names the record of a claimed outcome.
+    pub fn confirm_outcome(&self, verdict_idx: u64, record_idx: u64) -> Result<(), RegistryError> {
+        self.conn.execute(
+            "UPDATE outcomes SET record_idx = ?2 WHERE verdict_idx = ?1",
+            params![to_i64(verdict_idx), to_i64(record_idx)],
+        )?;
+        Ok(())
+    }
+
+    /// Gives up a claim whose record was never appended.
+    pub fn release_outcome(&self, verdict_idx: u64) -> Result<(), RegistryError> {
+        self.conn.execute(
+            "DELETE FROM outcomes WHERE verdict_idx = ?1 AND record_idx IS NULL",
+            params![to_i64(verdict_idx)],
+        )?;
+        Ok(())
+    }
+
+    /// The pins of an agent, by upstream and name.
+    pub fn tool_pins(&self, agent: &str) -> Result<Vec<ToolPinRow>, RegistryError> {
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT {TOOL_PIN_COLUMNS} FROM tool_pins WHERE agent = ?1 ORDER BY upstream, name"
+        ))?;
+        let rows = statement.query_map(params![agent], tool_pin_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One pin.
+    pub fn tool_pin(
+        &self,
+        agent: &str,
+        upstream: &str,
+        name: &str,
+    ) -> Result<Option<ToolPinRow>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {TOOL_PIN_COLUMNS} FROM tool_pins WHERE agent = ?1 AND upstream = ?2 AND name = ?3"
+                ),
+                params![agent, upstream, name],
+                tool_pin_row,
+            )
+            .optional()?)
+    }
+
+    /// Creates or replaces a pin.
+    pub fn set_tool_pin(&self, pin: &ToolPinRow) -> Result<(), RegistryError> {
+        self.conn.execute(
+            &format!(
+                "INSERT OR REPLACE INTO tool_pins ({TOOL_PIN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ),
+            params![
+                pin.agent,
+                pin.upstream,
+                pin.name,
+                pin.digest,
+                pin.definition,
+                pin.status,
+                pin.pending_digest,
+                to_i64(pin.first_seen_ms),
+                to_i64(pin.record_idx)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// One definition seen for a tool, by digest.
+    pub fn tool_version(
+        &self,
+        agent: &str,
+        upstream: &str,
+        name: &str,
+        digest: &str,
+    ) -> Result<Option<ToolVersionRow>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT digest, definition, findings, first_seen_ms, record_idx FROM tool_versions
+                 WHERE agent = ?1 AND upstream = ?2 AND name = ?3 AND digest = ?4",
+                params![agent, upstream, name, digest],
+                |row| {
+                    Ok(ToolVersionRow {
+                        digest: row.get(0)?,
+                        definition: row.get(1)?,
+                        findings: row.get(2)?,
+                        first_seen_ms: to_u64(row.get(3)?),
+                        record_idx: to_u64(row.get(4)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Remembers a definition seen for a tool (the first sighting stays), keeping at most
+    /// [`TOOL_VERSIONS_MAX`] besides the pinned one.
+    pub fn insert_tool_version(
+        &self,
+        agent: &str,
+        upstream: &str,
+        name: &str,
+        version: &ToolVersionRow,
+        pinned_digest: &str,
+    ) -> Result<(), RegistryError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO tool_versions
+                (agent, upstream, name, digest, definition, findings, first_seen_ms, record_idx)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                agent,
+                upstream,
+                name,
+                version.digest,
+                version.definition,
+                version.findings,
+                to_i64(version.first_seen_ms),
+                to_i64(version.record_idx)
+            ],
+        )?;
+        self.conn.execute(
+            "DELETE FROM tool_versions WHERE agent = ?1 AND upstream = ?2 AND name = ?3
+               AND digest != ?4 AND digest NOT IN (
+                 SELECT digest FROM tool_versions WHERE agent = ?1 AND upstream = ?2 AND name = ?3
+                 AND digest != ?4 ORDER BY first_seen_ms DESC, record_idx DESC LIMIT ?5)",
+            params![
+                agent,
+                upstream,
+                name,
+                pinned_digest,
+                to_i64(TOOL_VERSIONS_MAX as u64)
+            ],
+        )?;
+        Ok(())
     }
 }
 

@@ -77,6 +77,20 @@ pub(crate) async fn create(
     Ok(json_response(StatusCode::CREATED, value))
 }
 
+/// `GET /v1/tokens/self`: who the caller's token is (any role): for a program given a token
+/// to check its role and agent before it relies on it (the MCP gateway's HTTP listener).
+pub(crate) async fn whoami(caller: Caller) -> Result<Response, ApiError> {
+    Ok(json_response(
+        StatusCode::OK,
+        json!({
+            "id": caller.token_id,
+            "name": caller.name,
+            "role": caller.role.as_str(),
+            "agent": caller.agent,
+        }),
+    ))
+}
+
 /// `GET /v1/tokens`.
 pub(crate) async fn list(
     State(app): State<AppState>,

@@ -120,7 +120,7 @@ pub async fn evaluate(
     let worker = app.clone();
     let owned_agent = agent.to_owned();
     let (readings, returned, score_due) = tokio::task::spawn_blocking(move || {
-        let records = worker.agent_records(&owned_agent)?;
+        let records = enforced_records(worker.agent_records(&owned_agent)?);
         let pact = guard.pact();
         let thresholds = signals::Thresholds::for_pact(pact);
         let readings = signals::compute(&records, pact, &eval_texts, &thresholds, now);
@@ -170,6 +170,14 @@ fn is_news(trip: &Trip, returned: Option<(u64, u64)>) -> bool {
         .last()
         .is_none_or(|newest| *newest > returned_idx)
         || trip.since_ms.is_some_and(|since| since > returned_ms)
+}
+
+/// The records signals and the score read: every record but observed verdicts (`"enforced":
+/// false`, see [`crate::decide::Mode`]), which would have denied or halted nothing, so they
+/// count neither as denials nor as calls outside the catalog, canaries or outcomes due.
+pub fn enforced_records(mut records: Vec<(u64, Value)>) -> Vec<(u64, Value)> {
+    records.retain(|(_, record)| !(record["kind"] == "verdict" && record["enforced"] == false));
+    records
 }
 
 /// How often the watcher records an agent's score (`score` records are the history that
@@ -278,6 +286,26 @@ mod tests {
             n_evidence: 1,
             message: String::new(),
         }
+    }
+
+    #[test]
+    fn observed_verdicts_are_left_out_of_signals() {
+        let records = vec![
+            (
+                1,
+                json!({ "kind": "verdict", "verdict": { "decision": "deny" } }),
+            ),
+            (
+                2,
+                json!({ "kind": "verdict", "enforced": false, "verdict": { "decision": "deny" } }),
+            ),
+            (3, json!({ "kind": "outcome", "enforced": false })),
+        ];
+        let kept: Vec<u64> = enforced_records(records)
+            .iter()
+            .map(|(idx, _)| *idx)
+            .collect();
+        assert_eq!(kept, [1, 3]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use guard::{Content, ContentSource, FindingKind, Principal, Request, Verdict};
+use guard::{Content, ContentSource, Finding, FindingKind, Principal, Request, Verdict};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -178,8 +178,28 @@ pub fn now_ms() -> u64 {
 
 /// A verdict as callers receive it. The top-level `decision` is what an agent runtime acts on.
 pub fn verdict_json(verdict: &Verdict) -> Value {
-    let findings: Vec<Value> = verdict
-        .findings
+    let findings = findings_json(&verdict.findings);
+    json!({
+        "decision": verdict.decision.as_str(),
+        "rules": verdict.rules,
+        "findings": findings,
+        "counters": verdict.counters,
+        "action": verdict.action,
+        "session": verdict.session,
+        "pact": {
+            "id": verdict.pact_id,
+            "version": verdict.pact_version,
+            "digest": verdict.pact_digest,
+        },
+        "at": format_time_ms(verdict.at_ms),
+    })
+}
+
+/// Findings as callers receive them: `kind` and `message`, and per kind its details (a
+/// canary's `arg`, `canary_idx` and `encoding`; a content finding's `content_idx` and
+/// `score_milli`, the detector's confidence in thousandths; a bulk operation's counts).
+pub fn findings_json(findings: &[Finding]) -> Vec<Value> {
+    findings
         .iter()
         .map(|finding| {
             let mut item = json!({ "kind": finding.kind.name(), "message": finding.message });
@@ -212,19 +232,5 @@ pub fn verdict_json(verdict: &Verdict) -> Value {
             }
             item
         })
-        .collect();
-    json!({
-        "decision": verdict.decision.as_str(),
-        "rules": verdict.rules,
-        "findings": findings,
-        "counters": verdict.counters,
-        "action": verdict.action,
-        "session": verdict.session,
-        "pact": {
-            "id": verdict.pact_id,
-            "version": verdict.pact_version,
-            "digest": verdict.pact_digest,
-        },
-        "at": format_time_ms(verdict.at_ms),
-    })
+        .collect()
 }

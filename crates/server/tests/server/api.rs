@@ -15,17 +15,17 @@ use server::{AppConfig, AppState, Limits};
 use tower::ServiceExt as _;
 
 const PACT: &str = include_str!("../../../../examples/support-agent/pact.yaml");
-const AGENT: &str = "acme/support-bot";
+pub(crate) const AGENT: &str = "acme/support-bot";
 const OTHER_AGENT: &str = "acme/other-bot";
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    app: AppState,
-    admin: String,
-    operator: String,
-    auditor: String,
-    agent: String,
-    other_agent: String,
+pub(crate) struct Fixture {
+    pub(crate) _dir: tempfile::TempDir,
+    pub(crate) app: AppState,
+    pub(crate) admin: String,
+    pub(crate) operator: String,
+    pub(crate) auditor: String,
+    pub(crate) agent: String,
+    pub(crate) other_agent: String,
 }
 
 fn open(dir: &Path, limits: Limits) -> (AppState, Option<String>) {
@@ -104,7 +104,7 @@ async fn fixture_with(limits: Limits) -> Fixture {
     }
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     fixture_with(Limits::default()).await
 }
 
@@ -215,6 +215,36 @@ async fn every_route_checks_its_roles() {
         ("POST", "/v1/decide".into(), q.clone(), &["admin", "self"]),
         ("POST", "/v1/decide/batch".into(), batch, &["admin", "self"]),
         ("POST", "/v1/outcomes".into(), outcome, &["admin", "self"]),
+        (
+            "POST",
+            "/v1/scans".into(),
+            json!({ "agent": AGENT, "source": "resource", "origin": "file:///a", "bytes": 1, "sha256": format!("sha256:{}", "0".repeat(64)), "text": "x" }).to_string(),
+            &["admin", "self"],
+        ),
+        (
+            "POST",
+            format!("{agent_path}/tools"),
+            json!({ "tools": [] }).to_string(),
+            &["admin", "self"],
+        ),
+        (
+            "GET",
+            format!("{agent_path}/tools"),
+            String::new(),
+            &["admin", "operator", "auditor", "self"],
+        ),
+        (
+            "POST",
+            format!("{agent_path}/tools/read_file/accept"),
+            json!({ "digest": "sha256:00", "reason": "checked" }).to_string(),
+            &["admin", "operator"],
+        ),
+        (
+            "GET",
+            format!("{agent_path}/shadow?since=1h"),
+            String::new(),
+            &["admin", "operator", "auditor", "self"],
+        ),
         (
             "GET",
             "/v1/log/checkpoint".into(),
@@ -1533,6 +1563,7 @@ async fn the_openapi_document_matches_the_routes() {
             .replace("{ref}", "3")
             .replace("{version}", "3")
             .replace("{verdict}", "0")
+            .replace("{name}", "read_file")
             .replace("{idx}", "0")
             .replace(
                 "{id}",
@@ -1567,7 +1598,7 @@ async fn the_openapi_document_matches_the_routes() {
             );
         }
     }
-    assert_eq!(n_operations, 56, "every route is documented once");
+    assert_eq!(n_operations, 63, "every route is documented once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
