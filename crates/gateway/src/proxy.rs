@@ -39,6 +39,8 @@ pub struct Catalog {
     pub version: Option<u64>,
     /// Declared actions, with the names of their `path`-typed arguments.
     pub actions: BTreeMap<String, Vec<String>>,
+    /// Each rule's `reason`, by rule id, to explain a refusal to the model.
+    pub reasons: BTreeMap<String, String>,
 }
 
 impl Catalog {
@@ -53,9 +55,15 @@ impl Catalog {
             .iter()
             .map(|action| (action.name.clone(), paths::path_args(action)))
             .collect();
+        let reasons = checked_pact
+            .rules()
+            .iter()
+            .filter_map(|rule| Some((rule.id.clone(), rule.reason.clone()?)))
+            .collect();
         Ok(Catalog {
             version: Some(version),
             actions,
+            reasons,
         })
     }
 }
@@ -561,8 +569,8 @@ fn result_text(result: &Value) -> String {
     out
 }
 
-/// Explains a verdict to the model: decision, rules, findings, record.
-fn explain(verdict: &Value, action: &str) -> String {
+/// Explains a verdict to the model: decision, rules and their reasons, findings, record.
+fn explain(verdict: &Value, action: &str, reasons: &BTreeMap<String, String>) -> String {
     let decision = verdict["decision"].as_str().unwrap_or("deny");
     let rules: Vec<&str> = verdict["rules"]
         .as_array()
@@ -581,8 +589,17 @@ fn explain(verdict: &Value, action: &str) -> String {
         "review" => format!("Pactum held `{action}` for review"),
         _ => format!("Pactum denied `{action}`"),
     };
-    if !rules.is_empty() {
-        text.push_str(&format!(" by rule {}", rules.join(", ")));
+    if rules == ["pactum:default-deny"] {
+        text.push_str(": no rule of the pact permits this call");
+    } else if !rules.is_empty() {
+        let named: Vec<String> = rules
+            .iter()
+            .map(|rule| match reasons.get(*rule) {
+                Some(reason) => format!("{rule} ({reason})"),
+                None => (*rule).to_string(),
+            })
+            .collect();
+        text.push_str(&format!(" by rule {}", named.join(", ")));
     }
     if !findings.is_empty() {
         text.push_str(&format!(": {}", findings.join("; ")));
@@ -686,7 +703,11 @@ impl Session {
                 }
                 _ => {
                     shared.stats.n_refused.fetch_add(1, Ordering::Relaxed);
-                    return tool_error(explain(&verdict, &name));
+                    return tool_error(explain(
+                        &verdict,
+                        &name,
+                        &shared.catalog.read().await.reasons,
+                    ));
                 }
             }
         }
@@ -865,8 +886,9 @@ impl Session {
         token: &str,
         context: &RequestContext<RoleServer>,
     ) -> Result<(), String> {
+        let explained = explain(verdict, name, &self.shared.catalog.read().await.reasons);
         let Some(verdict_idx) = verdict["record"].as_u64() else {
-            return Err(explain(verdict, name));
+            return Err(explained);
         };
         let limits = &self.shared.config.limits;
         let started = Instant::now();
@@ -887,7 +909,7 @@ impl Session {
                     Some("rejected") => {
                         return Err(format!(
                             "{} It was rejected by {}{}.",
-                            explain(verdict, name),
+                            explained,
                             approval["decided_by"].as_str().unwrap_or("an operator"),
                             approval["reason"]
                                 .as_str()
@@ -900,7 +922,7 @@ impl Session {
                 Err(err) if !err.is_unavailable() => {
                     return Err(format!(
                         "{} Its approval cannot be followed: {err}.",
-                        explain(verdict, name)
+                        explained
                     ))
                 }
                 Err(_) => {}
@@ -908,15 +930,12 @@ impl Session {
             if started.elapsed() >= timeout {
                 return Err(format!(
                     "{} Nobody approved it within {} s, so it was not run.",
-                    explain(verdict, name),
+                    explained,
                     timeout.as_secs()
                 ));
             }
             if context.ct.is_cancelled() {
-                return Err(format!(
-                    "{} The call was cancelled.",
-                    explain(verdict, name)
-                ));
+                return Err(format!("{} The call was cancelled.", explained));
             }
             if let Some(progress_token) = &progress_token {
                 if last_progress.elapsed() >= Duration::from_secs(1) {
