@@ -20,6 +20,8 @@ use crate::config::CONFIG_BYTES_MAX;
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct GatewayArgs {
+    #[command(subcommand)]
+    pub command: Option<crate::gateway_admin_cmd::GatewayAdminCommand>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -112,6 +114,9 @@ struct Resolved {
 }
 
 pub fn run(args: GatewayArgs) -> anyhow::Result<std::process::ExitCode> {
+    if let Some(command) = args.command {
+        return Ok(crate::gateway_admin_cmd::run(command));
+    }
     let resolved = resolve(args.run)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

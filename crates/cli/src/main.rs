@@ -5,6 +5,7 @@ mod client_cmd;
 mod config;
 mod decide_cmd;
 mod detect_cmd;
+mod gateway_admin_cmd;
 mod gateway_cmd;
 mod incident_cmd;
 mod ledger_cmd;
