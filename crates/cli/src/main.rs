@@ -55,7 +55,7 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// The MCP gateway: the agent's MCP server, with every tool call decided by its pact
     /// before it reaches the upstream MCP servers; `report`, `tools`, `accept` about one.
-    Gateway(gateway_cmd::GatewayArgs),
+    Gateway(Box<gateway_cmd::GatewayArgs>),
     /// Show the effective configuration (file < PACTUM_* environment < flags).
     #[command(subcommand)]
     Config(serve_cmd::ConfigCommand),
@@ -125,7 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(command) => ledger_cmd::run(command),
         Command::Verify(args) => ledger_cmd::verify_bundle(args),
         Command::Serve(args) => serve_cmd::run_serve(args).map(|()| ExitCode::SUCCESS),
-        Command::Gateway(args) => gateway_cmd::run(args),
+        Command::Gateway(args) => gateway_cmd::run(*args),
         Command::Client(command) => client_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Config(command) => serve_cmd::run_config(command).map(|()| ExitCode::SUCCESS),
         Command::Token(command) => serve_cmd::run_token(command).map(|()| ExitCode::SUCCESS),
