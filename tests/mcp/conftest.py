@@ -37,6 +37,9 @@ FS_SERVER_OLD = NODE_MODULES / "server-filesystem-old/dist/index.js"
 EVERYTHING_SERVER = NODE_MODULES / "@modelcontextprotocol/server-everything/dist/index.js"
 PACTS_DIR = MCP_DIR / "pacts"
 
+# Finished cases that wait for a fix in the gateway; pending/README.md names each blocker.
+collect_ignore = ["pending"]
+
 # Bounds on every wait, in seconds.
 START_SECS = 20
 CALL_SECS = 30
