@@ -76,9 +76,9 @@ pub enum Transport {
     },
 }
 
-/// One upstream MCP server.
+/// One upstream MCP server. Unknown keys are refused by [`Transport`] (serde cannot refuse them
+/// on a struct with a flattened member).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Upstream {
     pub name: String,
     #[serde(flatten)]
@@ -433,6 +433,24 @@ mod tests {
             Upstream::parse("fs=stdio:  "),
             Err(ConfigError::UpstreamSyntax("fs=stdio:  ".into()))
         );
+    }
+
+    #[test]
+    fn upstreams_in_a_config_file_deserialize_and_unknown_keys_are_refused() {
+        let file: FileConfig = serde_json::from_value(serde_json::json!({
+            "agent": "a",
+            "upstreams": [
+                { "name": "fs", "transport": "stdio", "command": "node", "args": ["x.js", "/tmp"] },
+                { "name": "gh", "transport": "http", "url": "http://127.0.0.1:9/mcp" }
+            ]
+        }))
+        .unwrap();
+        assert_eq!(file.upstreams.len(), 2);
+        assert_eq!(file.upstreams[0].name, "fs");
+        let bad = serde_json::from_value::<FileConfig>(serde_json::json!({
+            "upstreams": [{ "name": "fs", "transport": "stdio", "command": "node", "argz": [] }]
+        }));
+        assert!(bad.unwrap_err().to_string().contains("argz"));
     }
 
     #[test]
