@@ -6,6 +6,7 @@ mod config;
 mod decide_cmd;
 mod detect_cmd;
 mod gateway_admin_cmd;
+mod gateway_bench;
 mod gateway_cmd;
 mod incident_cmd;
 mod ledger_cmd;
@@ -102,6 +103,9 @@ enum BenchCommand {
     Trial(trial_cmd::BenchArgs),
     /// Signals, score and incidents over one agent with a million records in a real log.
     Signals(signals_bench::BenchArgs),
+    /// MCP `tools/call` through `pactum gateway` against calling the upstream directly: added
+    /// p50 and p99 over stdio and Streamable HTTP, calls per second, memory per session.
+    Gateway(gateway_bench::GatewayBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -153,6 +157,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Ledger(args)) => {
             ledger_cmd::bench(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Gateway(args)) => {
+            gateway_bench::run(args).map(|()| ExitCode::SUCCESS)
         }
     }
 }
