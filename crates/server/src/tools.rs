@@ -312,18 +312,7 @@ pub(crate) async fn pin(
         version.record_idx = record_idx;
         let registry = app.registry();
         match change {
-            Change::New(mut pin) => {
-                pin.record_idx = record_idx;
-                registry.set_tool_pin(&pin)?;
-                registry.insert_tool_version(
-                    agent,
-                    &pin.upstream,
-                    &pin.name,
-                    &version,
-                    &pin.digest,
-                )?;
-            }
-            Change::Changed(mut pin) => {
+            Change::New(mut pin) | Change::Changed(mut pin) => {
                 pin.record_idx = record_idx;
                 registry.set_tool_pin(&pin)?;
                 registry.insert_tool_version(
