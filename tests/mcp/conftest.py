@@ -27,6 +27,7 @@ import anyio
 import httpx2
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.stdio import get_default_environment
 from mcp.client.streamable_http import streamable_http_client
 
 MCP_DIR = Path(__file__).resolve().parent
@@ -36,9 +37,6 @@ FS_SERVER = NODE_MODULES / "@modelcontextprotocol/server-filesystem/dist/index.j
 FS_SERVER_OLD = NODE_MODULES / "server-filesystem-old/dist/index.js"
 EVERYTHING_SERVER = NODE_MODULES / "@modelcontextprotocol/server-everything/dist/index.js"
 PACTS_DIR = MCP_DIR / "pacts"
-
-# Finished cases that wait for a fix in the gateway; pending/README.md names each blocker.
-collect_ignore = ["pending"]
 
 # Bounds on every wait, in seconds.
 START_SECS = 20
@@ -257,13 +255,21 @@ def anyio_backend() -> str:
 
 
 @contextlib.asynccontextmanager
-async def gateway_stdio(args: list[str], errlog: Path) -> AsyncIterator[ClientSession]:
+async def gateway_stdio(
+    args: list[str], errlog: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[ClientSession]:
     """`pactum gateway ARGS` over stdio, as an MCP host starts it; an initialized session.
 
-    Leaving the block closes the gateway's stdin, and the SDK kills its process group (the
-    upstream servers with it) if it does not exit by itself.
+    The gateway gets the SDK's default environment (HOME, PATH and a few more, as hosts do)
+    plus `env`. Leaving the block closes the gateway's stdin, and the SDK kills its process
+    group (the upstream servers with it) if it does not exit by itself.
     """
-    params = StdioServerParameters(command=pactum_bin(), args=["gateway", *args], cwd=str(ROOT))
+    params = StdioServerParameters(
+        command=pactum_bin(),
+        args=["gateway", *args],
+        cwd=str(ROOT),
+        env={**get_default_environment(), **(env or {})},
+    )
     with open(errlog, "a") as err:
         async with stdio_client(params, errlog=err) as (read, write):
             async with ClientSession(read, write, read_timeout_seconds=CALL_SECS * 2) as session:

@@ -218,6 +218,8 @@ struct Inner {
     oracle_score_computing: tokio::sync::Mutex<()>,
     /// The program metrics `/metrics` last showed, with when they were computed.
     program_metrics: Mutex<Option<(Instant, Arc<Value>)>>,
+    /// Verdicts whose outcome is being recorded.
+    outcome_claims: crate::outcomes::Claims,
 }
 
 /// A token bucket of one token id.
@@ -299,7 +301,7 @@ impl AppState {
     /// pacts, halts and restrictions; creates an admin token if there is no token at all.
     pub fn open(config: AppConfig) -> Result<Opened, OpenError> {
         let log = Log::open(&config.data_dir)?;
-        let registry = Registry::open(&config.data_dir)?;
+        let mut registry = Registry::open(&config.data_dir)?;
         let new_admin_token = if registry.tokens()?.is_empty() {
             let (secret, _) =
                 registry.create_token("admin", Role::Admin.as_str(), None, now_ms())?;
@@ -328,6 +330,8 @@ impl AppState {
         }
         // Trials a previous process left running never got their `trial` record.
         registry.abandon_running_trials()?;
+        let agent_ids: Vec<String> = agents.keys().cloned().collect();
+        crate::outcomes::restore(&mut registry, &log, &agent_ids)?;
         let pacts = registry.pacts()?;
         for (agent, active) in registry.actives()? {
             let Some(slot) = agents.get(&agent) else {
@@ -393,6 +397,7 @@ impl AppState {
                 oracle_scores: Mutex::new(HashMap::new()),
                 oracle_score_computing: tokio::sync::Mutex::new(()),
                 program_metrics: Mutex::new(None),
+                outcome_claims: crate::outcomes::Claims::default(),
             }),
         };
         // Signals answered before a restart stay answered (read through the agent index, by
@@ -535,6 +540,11 @@ impl AppState {
     /// The registry, locked. Never take an agent's runtime lock while holding this.
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
         lock(&self.inner.registry)
+    }
+
+    /// Verdicts whose outcome is being recorded.
+    pub(crate) fn outcome_claims(&self) -> &crate::outcomes::Claims {
+        &self.inner.outcome_claims
     }
 
     /// Serialises admin changes.
@@ -841,6 +851,13 @@ impl AppState {
     /// shutdown does) and then save the counts.
     pub fn shutdown(&self) -> Result<(), RegistryError> {
         self.set_not_ready();
+        // With no outcome in flight every outcome record is indexed: the next open reads the
+        // log from here on.
+        if self.outcome_claims().is_empty() {
+            if let Ok(size) = self.log().size() {
+                self.registry().restore_outcomes(&[], size)?;
+            }
+        }
         self.save_stats()
     }
 }

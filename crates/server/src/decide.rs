@@ -462,38 +462,32 @@ pub(crate) async fn outcome(
     } else {
         Mode::Enforce
     };
-    // Claimed before anything is recorded, so two reports of one call cannot both pass; a
-    // claim whose record could not be appended is released.
-    if !app.registry().claim_outcome(body.verdict)? {
-        return Err(ApiError::conflict(
-            "outcome-exists",
-            format!("verdict {} already has an outcome", body.verdict),
-        ));
-    }
-    let recorded = record_outcome(&app, &agent, &verdict_value, body, mode).await;
-    match recorded {
-        Ok((verdict_idx, record_idx, answer)) => {
-            app.registry().confirm_outcome(verdict_idx, record_idx)?;
-            Ok(json_response(StatusCode::CREATED, answer))
-        }
-        Err((verdict_idx, err)) => {
-            app.registry().release_outcome(verdict_idx)?;
-            Err(err)
-        }
-    }
+    // Claimed before anything is recorded, so two reports of one call cannot both pass. The
+    // recording runs as its own task: a caller that goes away cannot leave a durable outcome
+    // with its claim released.
+    let claim = crate::outcomes::Claim::take(&app, body.verdict)?;
+    let task_app = app.clone();
+    let recorded = tokio::spawn(async move {
+        let (record_idx, answer) =
+            record_outcome(&task_app, &agent, &verdict_value, body, mode).await?;
+        claim.confirm(record_idx);
+        Ok::<Value, ApiError>(answer)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(json_response(StatusCode::CREATED, recorded))
 }
 
-/// Scans the result (if any), appends the `outcome` and answers a canary. Returns the verdict
-/// and record indexes and the answer; on error, the verdict index to release.
+/// Scans the result (if any), appends the `outcome` and answers a canary. Returns the record
+/// index and the answer.
 async fn record_outcome(
     app: &AppState,
     agent: &str,
     verdict_record: &Value,
     body: OutcomeBody,
     mode: Mode,
-) -> Result<(u64, u64, Value), (u64, ApiError)> {
+) -> Result<(u64, Value), ApiError> {
     let verdict_idx = body.verdict;
-    let failed = |err: ApiError| (verdict_idx, err);
     let session = verdict_record["request"]["session"]
         .as_str()
         .or_else(|| verdict_record["verdict"]["session"].as_str())
@@ -510,18 +504,16 @@ async fn record_outcome(
     });
     let mut scanned = None;
     if let Some(mut result) = body.result {
-        let slot = app.agent(agent).map_err(failed)?;
+        let slot = app.agent(agent)?;
         let text_bytes = result.text.len();
         let text = std::mem::take(&mut result.text);
-        let found = crate::scan::scan_text(app, &slot, agent, Some(&session), text)
-            .await
-            .map_err(failed)?;
+        let found = crate::scan::scan_text(app, &slot, agent, Some(&session), text).await?;
         members["result"] = found.record_members(&result, text_bytes);
         scanned = Some(found);
     }
     let now = app.now_ms();
-    let record = make_record("outcome", agent, now, members).map_err(failed)?;
-    let record_idx = app.append_one(record).await.map_err(failed)?;
+    let record = make_record("outcome", agent, now, members)?;
+    let record_idx = app.append_one(record).await?;
     let mut answer = json!({
         "agent": agent,
         "verdict": verdict_idx,
@@ -544,7 +536,7 @@ async fn record_outcome(
             eprintln!("pactum serve: answering the canary in outcome {record_idx}: {err}");
         }
     }
-    Ok((verdict_idx, record_idx, answer))
+    Ok((record_idx, answer))
 }
 
 /// Longest metric name.

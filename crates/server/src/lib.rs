@@ -50,6 +50,7 @@ pub mod incidents;
 pub mod json;
 pub mod notify;
 pub mod observe;
+pub mod outcomes;
 pub mod problem;
 pub mod registry;
 pub mod respond;

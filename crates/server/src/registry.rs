@@ -5,6 +5,11 @@
 //! an operator makes here is also appended to the log by the caller. Halts and restrictions
 //! are written with `synchronous=FULL` before the halt request returns, so they survive a
 //! crash and are reloaded on start.
+//!
+//! The `outcomes` table is an index of the log (which verdict has its outcome in which
+//! record), written without a sync of its own: a row lost to a crash or a power cut is rebuilt
+//! from the log on open, from the `outcomes_through` mark its rows carry (see
+//! [`Registry::insert_outcome`]).
 
 use std::path::Path;
 
@@ -168,6 +173,8 @@ impl Registry {
                 agent TEXT PRIMARY KEY, target TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS outcomes (
                 verdict_idx INTEGER PRIMARY KEY, record_idx INTEGER);
+             CREATE TABLE IF NOT EXISTS marks (
+                name TEXT PRIMARY KEY, value INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS tool_pins (
                 agent TEXT NOT NULL, upstream TEXT NOT NULL, name TEXT NOT NULL,
                 digest TEXT NOT NULL, definition TEXT NOT NULL, status TEXT NOT NULL,
@@ -803,33 +810,98 @@ fn tool_pin_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ToolPinRow> {
     })
 }
 
+/// The mark of [`Registry::outcomes_through`].
+const OUTCOMES_THROUGH: &str = "outcomes_through";
+
+/// Moves a mark up to `value` (never down).
+fn set_mark(conn: &Connection, name: &str, value: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO marks (name, value) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET value = max(value, ?2)",
+    )?
+    .execute(params![name, to_i64(value)])?;
+    Ok(())
+}
+
 impl Registry {
-    /// Claims the one outcome a verdict may have; `false` if it has one (or one is being
-    /// recorded).
-    pub fn claim_outcome(&self, verdict_idx: u64) -> Result<bool, RegistryError> {
-        let n_rows = self.conn.execute(
-            "INSERT OR IGNORE INTO outcomes (verdict_idx, record_idx) VALUES (?1, NULL)",
-            params![to_i64(verdict_idx)],
-        )?;
-        Ok(n_rows == 1)
+    /// Whether a verdict's outcome is indexed.
+    pub fn outcome_recorded(&self, verdict_idx: u64) -> Result<bool, RegistryError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM outcomes WHERE verdict_idx = ?1 AND record_idx IS NOT NULL",
+            )?
+            .exists(params![to_i64(verdict_idx)])?)
     }
 
-    /// Names the record of a claimed outcome.
-    pub fn confirm_outcome(&self, verdict_idx: u64, record_idx: u64) -> Result<(), RegistryError> {
-        self.conn.execute(
-            "UPDATE outcomes SET record_idx = ?2 WHERE verdict_idx = ?1",
-            params![to_i64(verdict_idx), to_i64(record_idx)],
-        )?;
+    /// Indexes the outcome of a verdict, appended as `record_idx`, and moves the mark below
+    /// which every outcome record of the log is indexed to `through` (never back).
+    ///
+    /// Committed without a sync: the record is already durable in the log, and a power cut
+    /// loses only the last commits, each with its own mark, so [`Registry::outcomes_through`]
+    /// still names where the index must be rebuilt from.
+    pub fn insert_outcome(
+        &self,
+        verdict_idx: u64,
+        record_idx: u64,
+        through: u64,
+    ) -> Result<(), RegistryError> {
+        self.unsynced(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO outcomes (verdict_idx, record_idx) VALUES (?1, ?2)",
+            )?
+            .execute(params![to_i64(verdict_idx), to_i64(record_idx)])?;
+            set_mark(&tx, OUTCOMES_THROUGH, through)?;
+            tx.commit()
+        })
+    }
+
+    /// The log index below which every outcome record is indexed (0 when never set).
+    pub fn outcomes_through(&self) -> Result<u64, RegistryError> {
+        let value: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM marks WHERE name = ?1",
+                params![OUTCOMES_THROUGH],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(value.map_or(0, to_u64))
+    }
+
+    /// Indexes outcomes read back from the log (`(verdict, record)`) and sets the mark to
+    /// `through`, in one synced transaction; forgets claims an older version left without a
+    /// record.
+    pub fn restore_outcomes(
+        &mut self,
+        outcomes: &[(u64, u64)],
+        through: u64,
+    ) -> Result<(), RegistryError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM outcomes WHERE record_idx IS NULL", [])?;
+        for (verdict_idx, record_idx) in outcomes {
+            tx.execute(
+                "INSERT OR REPLACE INTO outcomes (verdict_idx, record_idx) VALUES (?1, ?2)",
+                params![to_i64(*verdict_idx), to_i64(*record_idx)],
+            )?;
+        }
+        set_mark(&tx, OUTCOMES_THROUGH, through)?;
+        tx.commit()?;
         Ok(())
     }
 
-    /// Gives up a claim whose record was never appended.
-    pub fn release_outcome(&self, verdict_idx: u64) -> Result<(), RegistryError> {
-        self.conn.execute(
-            "DELETE FROM outcomes WHERE verdict_idx = ?1 AND record_idx IS NULL",
-            params![to_i64(verdict_idx)],
-        )?;
-        Ok(())
+    /// Runs `write` with `synchronous=NORMAL` (WAL mode: the commit reaches the OS but is not
+    /// fsynced, so it survives a crash of the process but maybe not a power cut), then restores
+    /// `FULL`. Only for tables that are rebuilt from the log.
+    fn unsynced(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), RegistryError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let written = write(&self.conn);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(written?)
     }
 
     /// The pins of an agent, by upstream and name.

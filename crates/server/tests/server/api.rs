@@ -1189,6 +1189,69 @@ async fn restrictions_deny_their_category_until_lifted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_outcome_per_verdict_even_when_the_index_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, admin) = open(dir.path(), Limits::default());
+    let admin = admin.unwrap();
+    setup(&app, &admin).await;
+    let outcome = |verdict: u64| json!({ "verdict": verdict, "status": "succeeded" }).to_string();
+    let report = |app: AppState, body: String| {
+        let admin = admin.clone();
+        tokio::spawn(async move { call(&app, "POST", "/v1/outcomes", Some(&admin), &body).await })
+    };
+
+    // Reports of one call sent together: exactly one is recorded.
+    let first = decide(&app, &admin, &question()).await.json()["record"]
+        .as_u64()
+        .unwrap();
+    let racing: Vec<_> = (0..8)
+        .map(|_| report(app.clone(), outcome(first)))
+        .collect();
+    let mut statuses = Vec::new();
+    for reply in racing {
+        statuses.push(reply.await.unwrap().status);
+    }
+    let n_created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let n_refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((n_created, n_refused), (1, 7), "{statuses:?}");
+
+    // A second verdict's outcome, then a crash that loses the unsynced index rows and the mark
+    // (no shutdown): the restart reads them back from the log.
+    let second = decide(&app, &admin, &question()).await.json()["record"]
+        .as_u64()
+        .unwrap();
+    let reply = report(app.clone(), outcome(second)).await.unwrap();
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    drop(app);
+    let registry = rusqlite::Connection::open(dir.path().join("registry.sqlite")).unwrap();
+    registry
+        .execute_batch("DELETE FROM outcomes; DELETE FROM marks;")
+        .unwrap();
+    drop(registry);
+    let (app, _) = open(dir.path(), Limits::default());
+    for verdict in [first, second] {
+        let again = report(app.clone(), outcome(verdict)).await.unwrap();
+        assert_eq!(
+            (again.status, again.code().as_str()),
+            (StatusCode::CONFLICT, "outcome-exists"),
+            "verdict {verdict}: {}",
+            again.text
+        );
+    }
+    let third = decide(&app, &admin, &question()).await.json()["record"]
+        .as_u64()
+        .unwrap();
+    let reply = report(app.clone(), outcome(third)).await.unwrap();
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn halts_and_restrictions_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (app, admin) = open(dir.path(), Limits::default());

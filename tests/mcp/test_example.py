@@ -4,7 +4,6 @@ gateway, with the folder, server and agent of this run filled in."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -43,16 +42,14 @@ async def test_the_example_pact_and_gateway_config_work_as_written(server, tmp_p
     config.write_text(config_text)
 
     (agent.folder / "handbook.md").write_text("# Handbook\nBe kind.\n")
-    os.environ["PACTUM_TOKEN"] = agent.token  # the config file leaves the token to the environment
-    try:
-        async with gateway_stdio(["--config", str(config)], tmp_path / "gateway.err") as session:
-            names = await tool_names(session)
-            assert "read_text_file" in names and "directory_tree" not in names, names
-            read = await call(session, "read_text_file", {"path": str(agent.folder / "handbook.md")})
-            assert not read.is_error, text_of(read)
-            assert "Be kind." in text_of(read)
-            denied = await call(session, "write_file", {"path": str(agent.folder / "x.md"), "content": "x"})
-            assert denied.is_error and "no-writes" in text_of(denied), text_of(denied)
-    finally:
-        os.environ.pop("PACTUM_TOKEN", None)
+    # The config file leaves the token to the environment.
+    env = {"PACTUM_TOKEN": agent.token}
+    async with gateway_stdio(["--config", str(config)], tmp_path / "gateway.err", env) as session:
+        names = await tool_names(session)
+        assert "read_text_file" in names and "directory_tree" not in names, names
+        read = await call(session, "read_text_file", {"path": str(agent.folder / "handbook.md")})
+        assert not read.is_error, text_of(read)
+        assert "Be kind." in text_of(read)
+        denied = await call(session, "write_file", {"path": str(agent.folder / "x.md"), "content": "x"})
+        assert denied.is_error and "no-writes" in text_of(denied), text_of(denied)
     assert not (agent.folder / "x.md").exists()
