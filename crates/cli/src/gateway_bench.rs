@@ -804,37 +804,8 @@ async fn register_agent(
         .trim()
         .to_string();
     let backend = Backend::remote(server_url, 10_000)?;
-    backend
-        .call(
-            "POST",
-            "/v1/agents",
-            &admin,
-            Some(&json!({ "id": BENCH_AGENT })),
-        )
-        .await
-        .context("registering the bench agent")?;
-    let agent_path = gateway::backend::agent_path(BENCH_AGENT);
-    let pushed = backend
-        .call_body(
-            "POST",
-            &format!("/v1/agents/{agent_path}/pacts"),
-            &admin,
-            Some((pact_text.as_bytes().to_vec(), "application/yaml")),
-        )
-        .await
-        .context("uploading the pact")?;
-    if pushed["active"] != json!(true) {
-        let version = pushed["version"].as_u64().unwrap_or_default();
-        backend
-            .call(
-                "POST",
-                &format!("/v1/agents/{agent_path}/pacts/{version}/activate"),
-                &admin,
-                None,
-            )
-            .await
-            .context("activating the pact")?;
-    }
+    crate::gateway_cmd::ensure_agent(&backend, &admin, BENCH_AGENT, Some((pact_text, "the pact")))
+        .await?;
     let created = backend
         .call(
             "POST",

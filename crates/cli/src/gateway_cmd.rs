@@ -320,6 +320,57 @@ async fn serve(resolved: Resolved) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Registers `agent` unless it exists, and uploads and activates `pact` (its text, and how to
+/// name it in messages) unless that version is already active; says what it changed on stderr.
+pub(crate) async fn ensure_agent(
+    backend: &Backend,
+    admin: &str,
+    agent: &str,
+    pact: Option<(&str, &str)>,
+) -> anyhow::Result<()> {
+    let agent_path = gateway::backend::agent_path(agent);
+    match backend
+        .call("GET", &format!("/v1/agents/{agent_path}"), admin, None)
+        .await
+    {
+        Ok(_) => {}
+        Err(gateway::BackendError::Problem { status: 404, .. }) => {
+            backend
+                .call("POST", "/v1/agents", admin, Some(&json!({ "id": agent })))
+                .await
+                .with_context(|| format!("registering agent `{agent}`"))?;
+            eprintln!("pactum gateway: registered agent `{agent}`");
+        }
+        Err(err) => return Err(err).with_context(|| format!("reading agent `{agent}`")),
+    }
+    let Some((text, label)) = pact else {
+        return Ok(());
+    };
+    let pushed: Value = backend
+        .call_body(
+            "POST",
+            &format!("/v1/agents/{agent_path}/pacts"),
+            admin,
+            Some((text.as_bytes().to_vec(), "application/yaml")),
+        )
+        .await
+        .with_context(|| format!("uploading {label}"))?;
+    if pushed["active"] != json!(true) {
+        let version = pushed["version"].as_u64().unwrap_or_default();
+        backend
+            .call(
+                "POST",
+                &format!("/v1/agents/{agent_path}/pacts/{version}/activate"),
+                admin,
+                None,
+            )
+            .await
+            .with_context(|| format!("activating version {version} of {label}"))?;
+        eprintln!("pactum gateway: pact version {version} of `{agent}` is active");
+    }
+    Ok(())
+}
+
 /// Opens the data directory here: registers the agent and activates the pact file if needed,
 /// and gives the gateway a token that lives as long as this process.
 async fn open_embedded(
@@ -353,49 +404,18 @@ async fn open_embedded(
     let router = server::router(app.clone());
     let backend = Backend::new(gateway::Api::Local(router), timeout_ms);
     let admin = app.issue_process_token(server::auth::Role::Admin, None, "pactum gateway setup");
-    let agent_path = gateway::backend::agent_path(agent);
-    match backend
-        .call("GET", &format!("/v1/agents/{agent_path}"), &admin, None)
-        .await
-    {
-        Ok(_) => {}
-        Err(gateway::BackendError::Problem { status: 404, .. }) => {
-            backend
-                .call("POST", "/v1/agents", &admin, Some(&json!({ "id": agent })))
-                .await
-                .with_context(|| format!("registering agent `{agent}`"))?;
-            eprintln!("pactum gateway: registered agent `{agent}`");
-        }
-        Err(err) => return Err(err).with_context(|| format!("reading agent `{agent}`")),
-    }
-    if let Some(pact_file) = pact_file {
-        let text = std::fs::read_to_string(pact_file)
-            .with_context(|| format!("reading `{}`", pact_file.display()))?;
-        let pushed: Value = backend
-            .call_body(
-                "POST",
-                &format!("/v1/agents/{agent_path}/pacts"),
-                &admin,
-                Some((text.into_bytes(), "application/yaml")),
-            )
-            .await
-            .with_context(|| format!("uploading `{}`", pact_file.display()))?;
-        if pushed["active"] != json!(true) {
-            let version = pushed["version"].as_u64().unwrap_or_default();
-            backend
-                .call(
-                    "POST",
-                    &format!("/v1/agents/{agent_path}/pacts/{version}/activate"),
-                    &admin,
-                    None,
-                )
-                .await
-                .with_context(|| {
-                    format!("activating version {version} of `{}`", pact_file.display())
-                })?;
-            eprintln!("pactum gateway: pact version {version} of `{agent}` is active");
-        }
-    }
+    let pact = match pact_file {
+        Some(file) => Some((
+            std::fs::read_to_string(file)
+                .with_context(|| format!("reading `{}`", file.display()))?,
+            format!("`{}`", file.display()),
+        )),
+        None => None,
+    };
+    let pact = pact
+        .as_ref()
+        .map(|(text, label)| (text.as_str(), label.as_str()));
+    ensure_agent(&backend, &admin, agent, pact).await?;
     let token = app.issue_process_token(server::auth::Role::Agent, Some(agent), "pactum gateway");
     Ok((backend, token, app))
 }
