@@ -527,7 +527,10 @@ fn score_line(score: &Value) -> String {
         .map_or(0, Vec::len);
     let velocity = match score["velocity"]["points_per_week"].as_i64() {
         Some(per_week) => format!("{per_week:+} points/week"),
-        None => "no history".to_string(),
+        None => score["velocity"]["missing"]
+            .as_str()
+            .unwrap_or("no velocity")
+            .to_string(),
     };
     format!(
         "score {points}/1000{interval}, confidence {}; {fresh}, {stale} stale dimensions; {velocity}",

@@ -189,6 +189,7 @@ fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
             "confidence": score.confidence.as_str(),
             "coverage_bp": score.coverage_bp,
             "points_per_week": score.trend.points_per_week,
+            "velocity_missing": score.trend.missing_history(),
             "previous": score.trend.previous.map(|(points, index)| json!({"points": points, "index": index})),
             "swing": score.trend.swing,
             "dimensions": dimensions,
@@ -219,7 +220,10 @@ fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
                     ""
                 }
             )),
-            _ => out.push_str("velocity: no history yet (`score show --record` keeps one)\n"),
+            _ => out.push_str(&format!(
+                "velocity: {} (`score show --record` keeps one)\n",
+                score.trend.missing_history().unwrap_or_default()
+            )),
         }
         out.push_str(&format!(
             "{:<22} {:>8} {:>8} {:>17} {:>9} {:>10} {:>6}\n",

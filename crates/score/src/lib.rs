@@ -59,6 +59,11 @@ const Z_95: f64 = 1.959_963_984_540_054;
 pub const INDEXES_LISTED_MAX: usize = 32;
 /// One week, in milliseconds.
 pub const WEEK_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Velocity is computed only against a `score` record at least this old: a change over minutes,
+/// scaled to a week, is not a trend.
+pub const VELOCITY_SPAN_MS_MIN: u64 = 24 * 60 * 60 * 1000;
+/// Velocity needs at least this many earlier `score` records.
+pub const VELOCITY_SCORES_MIN: usize = 2;
 /// A change of more than this many points between two computations is flagged.
 pub const SWING_POINTS_MAX: i64 = 200;
 /// Separates a case id from its perturbation suffix (`base~variant`).
@@ -228,8 +233,13 @@ pub struct Score {
 /// Change over time.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Trend {
-    /// Points per week against the reference computation; `None` without history.
+    /// Points per week against the reference computation; `None` until there are
+    /// [`VELOCITY_SCORES_MIN`] earlier `score` records and one is [`VELOCITY_SPAN_MS_MIN`] old.
     pub points_per_week: Option<i64>,
+    /// Earlier `score` records read.
+    pub n_scores: usize,
+    /// Age of the oldest of them, ms (0 without any).
+    pub span_ms: u64,
     /// The previous computation's points, and its record index.
     pub previous: Option<(u16, u64)>,
     /// The change from the previous computation exceeds [`SWING_POINTS_MAX`].
@@ -553,19 +563,30 @@ fn composite(dimensions: &[DimensionScore]) -> (Option<u16>, Option<(u16, u16)>,
     (points(value), interval, confidence, coverage_bp)
 }
 
-/// Velocity against the oldest computation of the last week (or, without one, the newest
-/// before it), and a swing flag against the previous computation.
+/// Velocity against the oldest computation of the last week that is at least
+/// [`VELOCITY_SPAN_MS_MIN`] old (or, without one, the newest before the week), and a swing flag
+/// against the previous computation.
 fn trend(history: &mut [(u64, u64, u16)], points: Option<u16>, now_ms: u64) -> Trend {
     history.sort_unstable();
+    let n_scores = history.len();
+    let span_ms = history
+        .first()
+        .map_or(0, |(ts, _, _)| now_ms.saturating_sub(*ts));
     let Some(points) = points else {
-        return Trend::default();
+        return Trend {
+            n_scores,
+            span_ms,
+            ..Trend::default()
+        };
     };
     let previous = history.last().map(|(_, index, points)| (*points, *index));
     let week_ago = now_ms.saturating_sub(WEEK_MS);
+    let span_end = now_ms.saturating_sub(VELOCITY_SPAN_MS_MIN);
     let reference = history
         .iter()
-        .find(|(ts, _, _)| *ts >= week_ago && *ts < now_ms)
-        .or_else(|| history.iter().rev().find(|(ts, _, _)| *ts < week_ago));
+        .find(|(ts, _, _)| *ts >= week_ago && *ts <= span_end)
+        .or_else(|| history.iter().rev().find(|(ts, _, _)| *ts < week_ago))
+        .filter(|_| n_scores >= VELOCITY_SCORES_MIN);
     let points_per_week = reference.and_then(|(ts, _, then)| {
         let elapsed_ms = i128::from(now_ms.saturating_sub(*ts));
         let change = i128::from(points) - i128::from(*then);
@@ -575,10 +596,28 @@ fn trend(history: &mut [(u64, u64, u16)], points: Option<u16>, now_ms: u64) -> T
     });
     Trend {
         points_per_week,
+        n_scores,
+        span_ms,
         swing: previous.is_some_and(|(then, _)| {
             (i64::from(points) - i64::from(then)).abs() > SWING_POINTS_MAX
         }),
         previous,
+    }
+}
+
+impl Trend {
+    /// Why there is no velocity, for people: which history is missing.
+    pub fn missing_history(&self) -> Option<String> {
+        if self.points_per_week.is_some() {
+            return None;
+        }
+        let hours = VELOCITY_SPAN_MS_MIN / 3_600_000;
+        Some(format!(
+            "not enough history: velocity needs {VELOCITY_SCORES_MIN} earlier score records, \
+             the oldest at least {hours} h old (have {}, the oldest {} min old)",
+            self.n_scores,
+            self.span_ms / 60_000
+        ))
     }
 }
 
@@ -814,7 +853,42 @@ mod tests {
         assert_eq!(record["refs"][0]["index"], 11);
         // No evidence: no score, not zero.
         let empty = compute(&[], &config, NOW);
+        assert!(empty.trend.points_per_week.is_none());
         assert_eq!((empty.points, empty.confidence), (None, Confidence::None));
+    }
+
+    #[test]
+    fn velocity_waits_for_a_day_of_history() {
+        let mut config = Config::for_tier("medium");
+        config.weights = [("boundary_integrity".to_owned(), 1)].into_iter().collect();
+        let cases: Vec<(u64, Value)> = (0..10)
+            .map(|idx| case(idx, "boundary_integrity", idx < 5, NOW))
+            .collect();
+        let with_scores = |scores: &[(u64, u64)]| {
+            let mut records = cases.clone();
+            for (offset, (age_ms, points)) in scores.iter().enumerate() {
+                records.push((
+                    100 + offset as u64,
+                    json!({"kind": "score", "agent": "a", "ts": NOW - age_ms, "points": points}),
+                ));
+            }
+            compute(&records, &config, NOW).trend
+        };
+        // Minutes apart, scaled to a week, this was millions of points per week.
+        let minutes = with_scores(&[(10 * 60_000, 1000), (5 * 60_000, 900)]);
+        assert_eq!(minutes.points_per_week, None);
+        assert_eq!((minutes.n_scores, minutes.span_ms), (2, 10 * 60_000));
+        let why = minutes.missing_history().unwrap();
+        assert!(
+            why.contains("not enough history") && why.contains("10 min"),
+            "{why}"
+        );
+        // One record a day old is not enough either.
+        assert_eq!(with_scores(&[(DAY_MS, 700)]).points_per_week, None);
+        // Two records, one a day old: (500 - 700) over one day.
+        let day = with_scores(&[(DAY_MS, 700), (60_000, 520)]);
+        assert_eq!(day.points_per_week, Some(-1400));
+        assert_eq!(day.missing_history(), None);
     }
 
     fn judged(index: u64, suite: &str, case_id: &str, passed: bool, ts: u64) -> (u64, Value) {

@@ -183,6 +183,7 @@ pub fn score_json(score: &score::Score, now_ms: u64) -> Value {
         "freshness": { "newest_evidence_age_ms": newest_age_ms, "stale_dimensions": stale },
         "velocity": {
             "points_per_week": score.trend.points_per_week,
+            "missing": score.trend.missing_history(),
             "swing": score.trend.swing,
         },
         "dimensions": dimensions,

@@ -1150,7 +1150,16 @@ async fn the_oracle_is_public_and_counts_decisions() {
     assert_eq!(scope["value_bp"], json!(5000), "{oracle}");
     assert!(oracle["score"]["points"].as_u64().is_some(), "{oracle}");
     assert_eq!(oracle["score"]["confidence"], json!("low"), "{oracle}");
-    assert!(oracle["score"]["velocity"].is_object(), "{oracle}");
+    // Minutes of history: no velocity, and the oracle says why instead of publishing a number.
+    let velocity = &oracle["score"]["velocity"];
+    assert_eq!(velocity["points_per_week"], Value::Null, "{oracle}");
+    assert!(
+        velocity["missing"]
+            .as_str()
+            .unwrap()
+            .starts_with("not enough history"),
+        "{oracle}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
