@@ -19,6 +19,9 @@ use crate::registry::Registry;
 /// Most outcomes being recorded at once; more are refused with 503 until some finish.
 pub const OUTCOMES_IN_FLIGHT_MAX: usize = 10_000;
 
+/// Outcome records read from the log per page while the index is rebuilt on open.
+pub const RESTORE_PAGE_RECORDS: usize = 1000;
+
 /// Verdicts whose outcome is being recorded, each with the log's size when it was claimed (a
 /// lower bound of its record's index).
 #[derive(Default)]
@@ -119,7 +122,10 @@ impl Drop for Claim {
 }
 
 /// Rebuilds the outcome index from the log after its mark: reads each agent's `outcome`
-/// records from the mark on (through the agent index) and moves the mark to the log's size.
+/// records from the mark on (through the agent index, [`RESTORE_PAGE_RECORDS`] at a time) and
+/// moves the mark to the log's size. Only at open, and only what came after the last clean
+/// shutdown or the last indexed outcome; a data directory from before the mark existed is read
+/// once in full.
 pub(crate) fn restore(
     registry: &mut Registry,
     log: &store::Log,
@@ -129,12 +135,21 @@ pub(crate) fn restore(
     let size = log.size()?;
     let mut found = Vec::new();
     for agent in agents {
-        for (record_idx, bytes) in log.agent_records(agent, through, &["outcome"], usize::MAX)? {
-            let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
-                continue;
-            };
-            if let Some(verdict_idx) = verdict_ref(&value) {
-                found.push((verdict_idx, record_idx));
+        let mut since = through;
+        loop {
+            let page = log.agent_records(agent, since, &["outcome"], RESTORE_PAGE_RECORDS)?;
+            let n_read = page.len();
+            for (record_idx, bytes) in page {
+                since = record_idx + 1;
+                let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+                    continue;
+                };
+                if let Some(verdict_idx) = verdict_ref(&value) {
+                    found.push((verdict_idx, record_idx));
+                }
+            }
+            if n_read < RESTORE_PAGE_RECORDS {
+                break;
             }
         }
     }
